@@ -1,0 +1,1 @@
+"""Mailbox Manager core: models, validation, secrets and storage. Never imports streamlit."""

@@ -1,0 +1,78 @@
+"""Settings from the environment, and from values the entrypoint passes from st.secrets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mailbox_core.crypto import SecretBox, load_or_create_key_file
+from mailbox_core.errors import ConfigurationError
+
+#: Every setting: environment name -> (default, what it does). README's table mirrors this.
+SETTINGS: dict[str, tuple[str, str]] = {
+    "MAILBOX_DATABASE_URL": (
+        "sqlite:///data/mailboxes.db",
+        "SQLAlchemy URL of the database (postgresql://… uses psycopg 3)",
+    ),
+    "MAILBOX_ENCRYPTION_KEYS": (
+        "",
+        "comma-separated Fernet keys; the first encrypts, all decrypt. Unset: data/secret.key",
+    ),
+    "MAILBOX_DATA_DIR": ("data", "where the embedded database and the key file live"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings; hashable so the app can cache one service per configuration."""
+
+    database_url: str
+    encryption_keys: tuple[str, ...] = field(repr=False)
+    data_dir: Path
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    def secret_box(self) -> SecretBox:
+        """Build the secret box, creating the embedded key file when no keys are set."""
+        keys = self.encryption_keys or _split_keys(load_or_create_key_file(self.key_file))
+        return SecretBox(keys)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None
+) -> Settings:
+    """Resolve settings: environment first, then the `[mailbox]` secrets table, then defaults."""
+    environ = os.environ if environ is None else environ
+    secrets = secrets or {}
+
+    def value(name: str) -> str:
+        if environ.get(name):
+            return environ[name]
+        short = name.removeprefix("MAILBOX_").lower()
+        for candidate in (name, short):
+            if secrets.get(candidate):
+                found = secrets[candidate]
+                return ",".join(found) if isinstance(found, list | tuple) else str(found)
+        return SETTINGS[name][0]
+
+    data_dir = Path(value("MAILBOX_DATA_DIR"))
+    url = value("MAILBOX_DATABASE_URL")
+    if url == SETTINGS["MAILBOX_DATABASE_URL"][0]:
+        url = f"sqlite:///{data_dir / 'mailboxes.db'}"
+    return Settings(
+        database_url=url,
+        encryption_keys=_split_keys(value("MAILBOX_ENCRYPTION_KEYS")),
+        data_dir=data_dir,
+    )
+
+
+def _split_keys(raw: str) -> tuple[str, ...]:
+    keys = tuple(part.strip() for part in raw.replace("\n", ",").split(",") if part.strip())
+    if raw.strip() and not keys:
+        raise ConfigurationError("MAILBOX_ENCRYPTION_KEYS is set but holds no key.")
+    return keys

@@ -1,0 +1,78 @@
+"""Errors raised by the core package.
+
+Every error the core raises on purpose derives from ``MailboxCoreError``, so a page
+catches that one class and shows ``str(exc)``; anything else is a bug.
+
+    MailboxCoreError
+    ├── ConfigurationError        settings or keys that cannot work
+    ├── StorageError              the database could not be reached or written
+    ├── MailboxNotFound           no mailbox with that ID
+    ├── ValidationFailed          one or more fields are wrong; carries FieldError items
+    └── SecretDecryptionError     a stored secret does not open with the configured keys
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class MailboxCoreError(Exception):
+    """Base of every error the core raises on purpose."""
+
+
+class ConfigurationError(MailboxCoreError):
+    """A setting or key is missing or malformed."""
+
+
+class StorageError(MailboxCoreError):
+    """The database could not be reached or refused the change."""
+
+
+class MailboxNotFound(MailboxCoreError):
+    """No mailbox has the requested ID."""
+
+    def __init__(self, mailbox_id: int) -> None:
+        self.mailbox_id = mailbox_id
+        super().__init__(f"There is no mailbox with ID {mailbox_id}.")
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field: ``field`` is the attribute, ``label`` what people see."""
+
+    field: str
+    label: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.message}"
+
+
+class ValidationFailed(MailboxCoreError):
+    """The submitted values break one or more rules; nothing was saved."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = tuple(errors)
+        super().__init__("; ".join(str(error) for error in self.errors))
+
+    def by_field(self) -> dict[str, str]:
+        """Map each failing field to its message (first message wins)."""
+        result: dict[str, str] = {}
+        for error in self.errors:
+            result.setdefault(error.field, error.message)
+        return result
+
+
+class SecretDecryptionError(MailboxCoreError):
+    """A stored secret cannot be decrypted with any configured key."""
+
+    def __init__(self, mailbox_id: int | None, mailbox_name: str | None, secret: str) -> None:
+        self.mailbox_id = mailbox_id
+        self.mailbox_name = mailbox_name
+        self.secret = secret
+        who = f"mailbox “{mailbox_name}” (ID {mailbox_id})" if mailbox_id else "a mailbox"
+        super().__init__(
+            f"The {secret} of {who} cannot be decrypted with the configured encryption "
+            "keys. Add the key it was saved with to MAILBOX_ENCRYPTION_KEYS (or restore "
+            "data/secret.key); nothing has been changed."
+        )

@@ -1,0 +1,609 @@
+"""Non-table models: every rule of the New Mailbox form lives here.
+
+Validation happens in four layers (STYLE.md point 2): field constraints on
+``MailboxBase``; normalisation and cross-field rules on ``MailboxCreate``; the duplicate
+name in the service; database constraints last.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import unicodedata
+from collections.abc import Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Self
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    EmailStr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic import Field as Rule
+from pydantic_core import PydanticCustomError
+from sqlmodel import Field, SQLModel
+
+from mailbox_core.errors import FieldError, ValidationFailed
+
+
+class MailboxType(StrEnum):
+    POP3 = "POP3"
+    IMAP = "IMAP"
+
+
+class Status(StrEnum):
+    ACTIVE = "Active"
+    NOT_ACTIVE = "Not Active"
+
+
+class OAuthProvider(StrEnum):
+    UNKNOWN = "Unknown"
+    GMAIL = "Gmail"
+    OFFICE365 = "Office365"
+
+
+class AuthMethod(StrEnum):
+    PASSWORD = "API Username/Password"
+    CLIENT_SECRET = "Client Secret"
+
+
+#: Field -> label people see, in form order. Tests and pages look fields up by label.
+LABELS: dict[str, str] = {
+    "name": "Name",
+    "mailbox_type": "Mailbox Type",
+    "host": "Host",
+    "port": "Port",
+    "account": "Account",
+    "password": "Password",
+    "ssl_enabled": "SSL Enabled",
+    "starttls": "STARTTLS",
+    "status": "Status",
+    "comments": "Comments",
+    "oauth_enabled": "Oauth Enabled",
+    "oauth_provider": "Oauth Provider",
+    "auth_method": "Authentication Method",
+    "client_id": "Client ID",
+    "tenant_id": "Tenant ID",
+    "client_secret": "Client Secret",
+    "refresh_token": "Refresh Token",
+    "allow_self_signed": "Allow self-signed certificate",
+}
+
+SECRET_FIELDS = ("password", "client_secret", "refresh_token")
+OAUTH_FIELDS = (
+    "oauth_provider",
+    "auth_method",
+    "client_id",
+    "tenant_id",
+    "client_secret",
+    "refresh_token",
+)
+
+#: Messages for pydantic's own error types, per field; our validators supply their own.
+_FIELD_HINTS: dict[str, str] = {
+    "name": "enter a name of at most 100 characters",
+    "mailbox_type": "choose POP3 or IMAP",
+    "host": "enter a host name or IP address, e.g. pop.gmail.com",
+    "port": "enter a whole number from 1 to 65535",
+    "account": "enter the mailbox's email address, e.g. JDoe@gmail.com",
+    "password": "enter the password as text of at most 4096 characters",
+    "ssl_enabled": "choose Yes or No",
+    "starttls": "choose Yes or No",
+    "status": "choose Active or Not Active",
+    "comments": "enter at most 2000 characters of text",
+    "oauth_enabled": "choose Yes or No",
+    "oauth_provider": "choose Unknown, Gmail or Office365",
+    "auth_method": "choose API Username/Password or Client Secret",
+    "client_id": "enter the client ID as text of at most 255 characters",
+    "tenant_id": "enter a GUID or a domain such as contoso.onmicrosoft.com",
+    "client_secret": "enter the client secret as text of at most 4096 characters",
+    "refresh_token": "enter the refresh token as text of at most 4096 characters",
+    "allow_self_signed": "choose Yes or No",
+}
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_URL_SCHEMES = {
+    "pop3": (MailboxType.POP3, False),
+    "pop3s": (MailboxType.POP3, True),
+    "imap": (MailboxType.IMAP, False),
+    "imaps": (MailboxType.IMAP, True),
+}
+
+
+def default_port(mailbox_type: MailboxType | str, ssl_enabled: bool) -> int:
+    """The standard port: POP3 110/995, IMAP 143/993 (STARTTLS keeps the plain one)."""
+    if MailboxType(mailbox_type) is MailboxType.IMAP:
+        return 993 if ssl_enabled else 143
+    return 995 if ssl_enabled else 110
+
+
+# ---------------------------------------------------------------- single values
+
+
+def _single_line(value: str) -> str:
+    # CR, LF and NUL would let a value inject IMAP/POP3 commands.
+    if any(ch in value for ch in "\r\n\x00"):
+        raise PydanticCustomError("single_line", "must be one line, without line breaks")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise PydanticCustomError("control_chars", "must not contain control characters")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("nul", "must not contain NUL characters")
+    return value
+
+
+def _blank_to_none(value: Any) -> Any:
+    if isinstance(value, str):
+        # Only spaces and tabs are trimmed: a CR/LF is refused, never silently removed.
+        value = value.strip(" \t")
+        return value or None
+    if isinstance(value, SecretStr) and not value.get_secret_value():
+        return None
+    return value
+
+
+def _secret_blank_to_none(value: Any) -> Any:
+    # Secrets keep inner spaces and are not stripped: a password may end in a space.
+    if isinstance(value, str):
+        return value if value.strip() else None
+    if isinstance(value, SecretStr):
+        return value if value.get_secret_value().strip() else None
+    return value
+
+
+def _secret_single_line(value: SecretStr) -> SecretStr:
+    _single_line(value.get_secret_value())
+    return value
+
+
+def _yes_no(value: Any) -> Any:
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in {"yes", "true", "1", "on"}:
+            return True
+        if lowered in {"no", "false", "0", "off", ""}:
+            return False
+    return value
+
+
+def _host(value: str) -> str:
+    return parse_host(value).host
+
+
+def _tenant(value: str) -> str:
+    if _GUID.match(value):
+        return value.lower()
+    try:
+        domain = _hostname(value)
+    except ValueError:
+        domain = ""
+    if "." not in domain:
+        raise PydanticCustomError(
+            "tenant", "must be a GUID or a domain such as contoso.onmicrosoft.com"
+        )
+    return domain
+
+
+Name = Annotated[
+    str, BeforeValidator(_blank_to_none), Rule(max_length=100), AfterValidator(_single_line)
+]
+ClientId = Annotated[
+    str, BeforeValidator(_blank_to_none), Rule(max_length=255), AfterValidator(_single_line)
+]
+
+
+Secret = Annotated[
+    SecretStr,
+    BeforeValidator(_secret_blank_to_none),
+    Rule(max_length=4096),
+    AfterValidator(_secret_single_line),
+]
+YesNo = Annotated[bool, BeforeValidator(_yes_no)]
+HostName = Annotated[
+    str, BeforeValidator(_blank_to_none), Rule(max_length=300), AfterValidator(_host)
+]
+TenantId = Annotated[
+    str,
+    BeforeValidator(_blank_to_none),
+    Rule(max_length=255),
+    AfterValidator(_single_line),
+    AfterValidator(_tenant),
+]
+Account = Annotated[
+    EmailStr, BeforeValidator(_blank_to_none), Rule(max_length=254), AfterValidator(_single_line)
+]
+Comments = Annotated[
+    str, BeforeValidator(_blank_to_none), Rule(max_length=2000), AfterValidator(_no_nul)
+]
+
+
+# Blank becomes None before the union is tried, so an empty optional field is simply unset.
+Blank = BeforeValidator(_blank_to_none)
+SecretBlank = BeforeValidator(_secret_blank_to_none)
+
+
+def _choice(enum: type[StrEnum]) -> BeforeValidator:
+    """Accept an enum value case-insensitively (imports and URLs are not always exact)."""
+
+    def pick(value: Any) -> Any:
+        if isinstance(value, str):
+            for member in enum:
+                if value.strip().lower() == member.value.lower():
+                    return member
+            return value.strip() or None
+        return value
+
+    return BeforeValidator(pick)
+
+
+# ---------------------------------------------------------------- host parsing
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """What a Host entry says: the host, and for a pasted URL its port, type and SSL."""
+
+    host: str
+    port: int | None = None
+    mailbox_type: MailboxType | None = None
+    ssl_enabled: bool | None = None
+
+
+def parse_host(raw: str) -> HostSpec:
+    """Understand a host name, an IP, `host:port` or a pop3/pop3s/imap/imaps URL."""
+    text = _single_line(raw.strip())
+    if any(ch.isspace() for ch in text):
+        raise PydanticCustomError("host_space", "must not contain spaces")
+    if "://" not in text:
+        if text.count(":") > 1 and not text.startswith("["):
+            return HostSpec(_hostname(text))  # a bare IPv6 address
+        text = "//" + text
+    elif text.split("://", 1)[0].lower() not in _URL_SCHEMES:
+        raise PydanticCustomError(
+            "host_scheme",
+            "must be a host name such as pop.gmail.com, or a pop3://, pop3s://, imap:// "
+            "or imaps:// URL",
+        )
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise PydanticCustomError(
+            "host_url", "has a port that is not a number from 1 to 65535"
+        ) from exc
+    if parts.username or parts.password:
+        raise PydanticCustomError("host_userinfo", "must not contain a user name or password")
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise PydanticCustomError("host_path", "must be a host name, without a path")
+    kind = _URL_SCHEMES.get(parts.scheme.lower())
+    return HostSpec(
+        host=_hostname(parts.hostname or ""),
+        port=port,
+        mailbox_type=kind[0] if kind else None,
+        ssl_enabled=kind[1] if kind else None,
+    )
+
+
+def _hostname(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    try:
+        ascii_name = text.rstrip(".").encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise PydanticCustomError("host_name", "is not a valid host name") from exc
+    labels = ascii_name.split(".")
+    if not ascii_name or len(ascii_name) > 253 or not all(_LABEL.match(x) for x in labels):
+        raise PydanticCustomError(
+            "host_name", "is not a valid host name (letters, digits, dots and hyphens)"
+        )
+    return text.rstrip(".").lower()
+
+
+# ---------------------------------------------------------------- which fields apply
+
+
+def visible_fields(values: Mapping[str, Any]) -> list[str]:
+    """The form's fields, in order, for the answers given so far."""
+    fields = ["name", "mailbox_type", "host", "port", "account", "password", "ssl_enabled"]
+    if not _is_true(values.get("ssl_enabled")):
+        fields.append("starttls")
+    fields += ["status", "comments"]
+    if _matches(values.get("mailbox_type"), MailboxType.IMAP):
+        fields.append("oauth_enabled")
+        if _is_true(values.get("oauth_enabled")):
+            fields.append("oauth_provider")
+            fields += _provider_fields(values)
+    fields.append("allow_self_signed")
+    return fields
+
+
+def _provider_fields(values: Mapping[str, Any]) -> list[str]:
+    provider = values.get("oauth_provider")
+    if _matches(provider, OAuthProvider.GMAIL):
+        return ["client_id", "client_secret", "refresh_token"]
+    if _matches(provider, OAuthProvider.OFFICE365):
+        fields = ["auth_method", "client_id", "tenant_id"]
+        if _matches(values.get("auth_method"), AuthMethod.CLIENT_SECRET):
+            fields.append("client_secret")
+        return fields
+    return []
+
+
+def needs_password(values: Mapping[str, Any]) -> bool:
+    """Whether the sign-in path uses Account + Password (SPEC §3)."""
+    if not _is_true(values.get("oauth_enabled")):
+        return True
+    provider = values.get("oauth_provider")
+    if _matches(provider, OAuthProvider.GMAIL):
+        return False
+    if _matches(provider, OAuthProvider.OFFICE365):
+        return not _matches(values.get("auth_method"), AuthMethod.CLIENT_SECRET)
+    return True
+
+
+def required_fields(values: Mapping[str, Any]) -> list[str]:
+    """Fields that must be filled for the chosen sign-in."""
+    required = ["name", "mailbox_type", "host", "port", "account"]
+    if needs_password(values):
+        required.append("password")
+    optional = {
+        "comments",
+        "ssl_enabled",
+        "starttls",
+        "status",
+        "oauth_enabled",
+        "allow_self_signed",
+        "password",
+    }
+    required += [f for f in visible_fields(values) if f not in optional and f not in required]
+    return required
+
+
+def _matches(value: Any, member: StrEnum) -> bool:
+    return isinstance(value, str) and value.strip().lower() == member.value.lower()
+
+
+def _is_true(value: Any) -> bool:
+    return _yes_no(value) is True
+
+
+def normalise_input(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop what does not apply (hidden fields are never saved) and fill derived defaults."""
+    data = {key: value for key, value in raw.items() if key in LABELS or key == "host_url"}
+    _apply_host_url(data)
+    mailbox_type = data.setdefault("mailbox_type", MailboxType.POP3)
+    if not _matches(mailbox_type, MailboxType.IMAP):
+        data["oauth_enabled"] = False
+    keep = set(visible_fields(data))
+    for field in OAUTH_FIELDS:
+        if field not in keep:
+            data.pop(field, None)
+    if "starttls" not in keep:
+        data["starttls"] = False
+    if data.get("port") in (None, "") and not isinstance(mailbox_type, bool):
+        with suppress(ValueError):  # an unknown type is reported on its own field
+            data["port"] = default_port(
+                str(mailbox_type).strip().upper(), _is_true(data.get("ssl_enabled"))
+            )
+    return data
+
+
+def _apply_host_url(data: dict[str, Any]) -> None:
+    host = data.get("host")
+    if not isinstance(host, str) or "://" not in host:
+        return
+    try:
+        spec = parse_host(host)
+    except PydanticCustomError:
+        return  # the Host field reports it
+    data["host_url"] = host.strip()
+    if spec.mailbox_type and data.get("mailbox_type") in (None, ""):
+        data["mailbox_type"] = spec.mailbox_type
+    if spec.ssl_enabled is not None and data.get("ssl_enabled") in (None, ""):
+        data["ssl_enabled"] = spec.ssl_enabled
+    if spec.port and data.get("port") in (None, ""):
+        data["port"] = spec.port
+
+
+# ---------------------------------------------------------------- the models
+
+
+class MailboxBase(SQLModel):
+    """Fields shared by the table and the input/output models (no secrets here)."""
+
+    name: str = Field(max_length=100)
+    mailbox_type: MailboxType = Field(default=MailboxType.POP3)
+    host: str = Field(max_length=253)
+    port: int = Field(ge=1, le=65535)
+    account: str = Field(max_length=254)
+    ssl_enabled: bool = False
+    starttls: bool = False
+    allow_self_signed: bool = False
+    status: Status = Field(default=Status.ACTIVE)
+    comments: str | None = Field(default=None, max_length=2000)
+    oauth_enabled: bool = False
+    oauth_provider: OAuthProvider | None = None
+    auth_method: AuthMethod | None = None
+    client_id: str | None = Field(default=None, max_length=255)
+    tenant_id: str | None = Field(default=None, max_length=255)
+
+
+class CrossFieldProblems(ValueError):
+    """Raised by the cross-field validator; carries one FieldError per problem."""
+
+    def __init__(self, problems: list[FieldError]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class MailboxCreate(MailboxBase):
+    """What the New Mailbox form (or an import) submits; plaintext secrets only here."""
+
+    name: Name
+    mailbox_type: Annotated[MailboxType, _choice(MailboxType)] = MailboxType.POP3
+    host: HostName
+    port: Annotated[int, Rule(ge=1, le=65535)]
+    account: Account
+    ssl_enabled: YesNo = False
+    starttls: YesNo = False
+    allow_self_signed: YesNo = False
+    status: Annotated[Status, _choice(Status)] = Status.ACTIVE
+    comments: Annotated[Comments | None, Blank] = None
+    oauth_enabled: YesNo = False
+    oauth_provider: Annotated[OAuthProvider | None, _choice(OAuthProvider)] = None
+    auth_method: Annotated[AuthMethod | None, _choice(AuthMethod)] = None
+    client_id: Annotated[ClientId | None, Blank] = None
+    tenant_id: Annotated[TenantId | None, Blank] = None
+    password: Annotated[Secret | None, SecretBlank] = None
+    client_secret: Annotated[Secret | None, SecretBlank] = None
+    refresh_token: Annotated[Secret | None, SecretBlank] = None
+    host_url: str | None = Field(default=None, exclude=True, repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, data: Any) -> Any:
+        return normalise_input(data) if isinstance(data, Mapping) else data
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> Self:
+        problems = missing_fields(self.model_dump()) + self._consistency_problems()
+        if problems:
+            raise CrossFieldProblems(problems)
+        return self
+
+    def _consistency_problems(self) -> list[FieldError]:
+        problems = []
+        if self.host_url:
+            spec = parse_host(self.host_url)
+            if spec.mailbox_type and spec.mailbox_type is not self.mailbox_type:
+                scheme = self.host_url.split("://", 1)[0].lower()
+                problems.append(
+                    _error(
+                        "host",
+                        f"is an {scheme}:// URL but Mailbox Type is {self.mailbox_type.value}",
+                    )
+                )
+            if spec.port and spec.port != self.port:
+                problems.append(_error("port", f"is {self.port} but the Host URL says {spec.port}"))
+        if (
+            self.oauth_provider is OAuthProvider.OFFICE365
+            and self.client_id
+            and not _GUID.match(self.client_id)
+        ):
+            problems.append(
+                _error(
+                    "client_id",
+                    "must be the Application (client) ID from "
+                    "Azure, a GUID such as "
+                    "00000000-0000-0000-0000-000000000000",
+                )
+            )
+        return problems
+
+
+def missing_fields(values: Mapping[str, Any]) -> list[FieldError]:
+    """A 'required' problem for each field the chosen sign-in needs and lacks."""
+    problems = []
+    for field in required_fields(values):
+        if _blank_to_none(values.get(field)) is None:
+            problems.append(_error(field, _required_message(field, values)))
+    return problems
+
+
+def _required_message(field: str, values: Mapping[str, Any]) -> str:
+    if field in {
+        "client_id",
+        "client_secret",
+        "refresh_token",
+        "tenant_id",
+        "password",
+    } and _is_true(values.get("oauth_enabled")):
+        provider = values.get("oauth_provider") or "this provider"
+        return f"is required for {provider} sign-in"
+    return "is required"
+
+
+def _error(field: str, message: str) -> FieldError:
+    return FieldError(field=field, label=LABELS.get(field, field), message=message)
+
+
+class MailboxPublic(MailboxBase):
+    """What leaves the core: no secrets, only whether each one is set."""
+
+    id: int
+    has_password: bool
+    has_client_secret: bool
+    has_refresh_token: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def parse_create(raw: Mapping[str, Any]) -> MailboxCreate:
+    """Validate form or import values; raise ValidationFailed naming every bad field."""
+    try:
+        return MailboxCreate.model_validate(dict(raw))
+    except ValidationError as exc:
+        errors = _field_errors(exc)
+    if not isinstance(raw, Mapping):
+        raise ValidationFailed(errors)
+    failing = {e.field for e in errors}
+    # Field errors stop pydantic before the cross-field rules; report those too.
+    errors += [e for e in missing_fields(normalise_input(raw)) if e.field not in failing]
+    raise ValidationFailed(sorted(errors, key=_form_position))
+
+
+def _form_position(error: FieldError) -> int:
+    order = list(LABELS)
+    return order.index(error.field) if error.field in order else len(order)
+
+
+def _field_errors(exc: ValidationError) -> list[FieldError]:
+    errors: list[FieldError] = []
+    # Inputs are read only to tell a blank from a wrong value; never echoed (secrets).
+    for item in exc.errors():
+        original = (item.get("ctx") or {}).get("error")
+        if isinstance(original, CrossFieldProblems):
+            errors += original.problems
+            continue
+        field = str(item["loc"][0]) if item["loc"] else "form"
+        errors.append(_error(field, _message(field, item)))
+    unique = {(e.field, e.message): e for e in errors}
+    return list(unique.values())
+
+
+def _message(field: str, item: Mapping[str, Any]) -> str:
+    kind = item["type"]
+    if kind == "missing" or item.get("input") is None:
+        return "is required"
+    if kind in {
+        "single_line",
+        "control_chars",
+        "nul",
+        "host_space",
+        "host_scheme",
+        "host_url",
+        "host_userinfo",
+        "host_path",
+        "host_name",
+        "tenant",
+    }:
+        return str(item["msg"])
+    if field == "form":
+        return "the submitted values could not be read"
+    return _FIELD_HINTS.get(field, str(item["msg"]))

@@ -1,0 +1,164 @@
+"""Use cases: validate -> encrypt -> persist; always returns Public models."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlmodel import Session
+
+from mailbox_core import repository
+from mailbox_core.crypto import SecretBox, UndecryptableSecret
+from mailbox_core.db import describe
+from mailbox_core.errors import (
+    FieldError,
+    MailboxNotFound,
+    SecretDecryptionError,
+    StorageError,
+    ValidationFailed,
+)
+from mailbox_core.models import Mailbox
+from mailbox_core.schemas import LABELS, SECRET_FIELDS, MailboxCreate, MailboxPublic, parse_create
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, repr=False)
+class Credentials:
+    """Decrypted secrets of one mailbox, for the connection test; never leaves the server."""
+
+    password: str | None
+    client_secret: str | None
+    refresh_token: str | None
+
+    def __repr__(self) -> str:
+        return "Credentials(<hidden>)"
+
+
+class MailboxService:
+    """Mailbox use cases over one engine and one secret box."""
+
+    def __init__(self, engine: Engine, box: SecretBox) -> None:
+        self._engine = engine
+        self._box = box
+
+    def create_mailbox(self, data: Mapping[str, Any] | MailboxCreate) -> MailboxPublic:
+        """Validate, encrypt the secrets and save a new mailbox; returns it with its ID."""
+        create = data if isinstance(data, MailboxCreate) else parse_create(data)
+        with self._session() as session:
+            if repository.name_taken(session, name=create.name):
+                raise _duplicate(create.name)
+            row = Mailbox.model_validate(
+                create.model_dump(exclude=set(SECRET_FIELDS)),
+                update={"name_key": repository.name_key(create.name), **self._encrypt(create)},
+            )
+            try:
+                row = repository.add_mailbox(session, mailbox=row)
+                session.commit()
+            except IntegrityError as exc:  # a concurrent save took the name first
+                raise _duplicate(create.name) from exc
+            log.info("Created mailbox %s (ID %s)", row.name, row.id)
+            return to_public(row)
+
+    def list_mailboxes(self) -> list[MailboxPublic]:
+        """Every mailbox, oldest first."""
+        with self._session() as session:
+            return [to_public(row) for row in repository.list_mailboxes(session)]
+
+    def get_mailbox(self, mailbox_id: int) -> MailboxPublic:
+        """One mailbox by ID; raises MailboxNotFound."""
+        with self._session() as session:
+            return to_public(self._row(session, mailbox_id))
+
+    def count_mailboxes(self) -> int:
+        """How many mailboxes are registered."""
+        with self._session() as session:
+            return repository.count_mailboxes(session)
+
+    def get_credentials(self, mailbox_id: int) -> Credentials:
+        """Decrypt a mailbox's secrets; raises SecretDecryptionError naming the mailbox."""
+        with self._session() as session:
+            row = self._row(session, mailbox_id)
+            return Credentials(**{field: self._decrypt(row, field) for field in SECRET_FIELDS})
+
+    def undecryptable_mailboxes(self) -> list[MailboxPublic]:
+        """Mailboxes with a secret that none of the configured keys opens."""
+        with self._session() as session:
+            return [
+                to_public(row)
+                for row in repository.list_mailboxes(session)
+                if any(
+                    token and not self._box.can_decrypt(token)
+                    for token in _secret_tokens(row).values()
+                )
+            ]
+
+    # -- helpers
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        try:
+            with Session(self._engine, expire_on_commit=False) as session:
+                yield session
+        except OperationalError as exc:
+            raise StorageError(
+                f"The database at {describe(self._engine)} could not be reached: {_first_line(exc)}"
+            ) from exc
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise StorageError(f"The database refused the change: {_first_line(exc)}") from exc
+
+    def _row(self, session: Session, mailbox_id: int) -> Mailbox:
+        row = repository.get_mailbox(session, mailbox_id=mailbox_id)
+        if row is None:
+            raise MailboxNotFound(mailbox_id)
+        return row
+
+    def _encrypt(self, create: MailboxCreate) -> dict[str, str | None]:
+        encrypted: dict[str, str | None] = {}
+        for field in SECRET_FIELDS:
+            secret: SecretStr | None = getattr(create, field)
+            encrypted[f"{field}_encrypted"] = (
+                self._box.encrypt(secret.get_secret_value()) if secret else None
+            )
+        return encrypted
+
+    def _decrypt(self, row: Mailbox, field: str) -> str | None:
+        token = getattr(row, f"{field}_encrypted")
+        if token is None:
+            return None
+        try:
+            return self._box.decrypt(token)
+        except UndecryptableSecret as exc:
+            raise SecretDecryptionError(row.id, row.name, LABELS[field]) from exc
+
+
+def to_public(row: Mailbox) -> MailboxPublic:
+    """Convert a row to its Public model (no secrets, only whether each is set)."""
+    tokens = _secret_tokens(row)
+    return MailboxPublic.model_validate(
+        row,
+        update={f"has_{field}": tokens[field] is not None for field in SECRET_FIELDS},
+    )
+
+
+def _secret_tokens(row: Mailbox) -> dict[str, str | None]:
+    return {field: getattr(row, f"{field}_encrypted") for field in SECRET_FIELDS}
+
+
+def _duplicate(name: str) -> ValidationFailed:
+    return ValidationFailed(
+        [FieldError("name", LABELS["name"], f"a mailbox named “{name}” already exists")]
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,43 @@
+"""New Mailbox: the form; OK saves through the core and returns to the list."""
+
+import streamlit as st
+
+from mailbox_core.errors import MailboxCoreError
+from ui import form, runtime
+from ui.navigation import MAILBOXES_PAGE, flash
+
+PREFIX = "new_mailbox"
+
+if st.session_state.pop(form.key(PREFIX, "done"), False):
+    st.switch_page(MAILBOXES_PAGE)
+
+st.title("New Mailbox")
+try:
+    service = runtime.service()
+except MailboxCoreError as exc:
+    st.error(str(exc))
+    st.stop()
+
+form.init_state(PREFIX)
+form.render(PREFIX)
+
+errors = st.session_state.get(form.key(PREFIX, "errors"))
+if errors:
+    st.error(f"Nothing was saved. Please correct: {', '.join(form.LABELS[f] for f in errors)}.")
+if failure := st.session_state.get(form.key(PREFIX, "failure")):
+    st.error(failure)
+
+
+def _saved(message: str) -> None:
+    flash(message)
+    st.session_state[form.key(PREFIX, "done")] = True
+
+
+def _cancel() -> None:
+    form.clear_form(PREFIX)
+    st.session_state[form.key(PREFIX, "done")] = True
+
+
+ok, cancel, _ = st.columns([1, 1, 6])
+ok.button("OK", type="primary", on_click=form.submit_create, args=(PREFIX, service, _saved))
+cancel.button("Cancel", on_click=_cancel)

@@ -1,0 +1,133 @@
+"""Shared fixtures: engines on SQLite and PostgreSQL, the service, mailbox factories."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import SQLModel
+
+from mailbox_core.crypto import SecretBox, generate_key
+from mailbox_core.db import init_db, make_engine
+from mailbox_core.service import MailboxService
+
+STRICT = os.environ.get("MAILBOX_TEST_STRICT") == "1"
+POSTGRES_URL = os.environ.get("MAILBOX_TEST_POSTGRES_URL")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def need(condition: object, reason: str) -> None:
+    """Skip when a server or tool is missing; under MAILBOX_TEST_STRICT=1 fail instead."""
+    if condition:
+        return
+    if STRICT:
+        pytest.fail(f"MAILBOX_TEST_STRICT=1 but: {reason}")
+    pytest.skip(reason)
+
+
+# A valid set of form values for each sign-in path of SPEC §3.
+SIGN_IN_PATHS: dict[str, dict[str, Any]] = {
+    "password": {
+        "name": "Support POP3",
+        "mailbox_type": "POP3",
+        "host": "pop.example.com",
+        "port": 110,
+        "account": "support@example.com",
+        "password": "pop-password-7Q",
+    },
+    "gmail": {
+        "name": "Gmail helpdesk",
+        "mailbox_type": "IMAP",
+        "host": "imap.gmail.com",
+        "port": 993,
+        "ssl_enabled": "Yes",
+        "account": "helpdesk@gmail.com",
+        "oauth_enabled": "Yes",
+        "oauth_provider": "Gmail",
+        "client_id": "1234.apps.googleusercontent.com",
+        "client_secret": "gmail-client-secret-Xy",
+        "refresh_token": "1//gmail-refresh-token-Zq",
+    },
+    "office365_password": {
+        "name": "O365 password grant",
+        "mailbox_type": "IMAP",
+        "host": "outlook.office365.com",
+        "port": 993,
+        "ssl_enabled": "Yes",
+        "account": "it@contoso.com",
+        "password": "o365-user-password-Kd",
+        "oauth_enabled": "Yes",
+        "oauth_provider": "Office365",
+        "auth_method": "API Username/Password",
+        "client_id": "11111111-2222-3333-4444-555555555555",
+        "tenant_id": "contoso.onmicrosoft.com",
+    },
+    "office365_secret": {
+        "name": "O365 app-only",
+        "mailbox_type": "IMAP",
+        "host": "outlook.office365.com",
+        "port": 993,
+        "ssl_enabled": "Yes",
+        "account": "billing@contoso.com",
+        "oauth_enabled": "Yes",
+        "oauth_provider": "Office365",
+        "auth_method": "Client Secret",
+        "client_id": "11111111-2222-3333-4444-555555555555",
+        "tenant_id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+        "client_secret": "o365-client-secret-Wv",
+    },
+    "unknown_provider": {
+        "name": "Imported unknown",
+        "mailbox_type": "IMAP",
+        "host": "mail.example.org",
+        "port": 143,
+        "account": "old@example.org",
+        "password": "unknown-provider-pw-Jr",
+        "oauth_enabled": "Yes",
+        "oauth_provider": "Unknown",
+    },
+}
+
+
+def mailbox_data(path: str = "password", **overrides: Any) -> dict[str, Any]:
+    """Form values for a sign-in path, with overrides."""
+    return {**SIGN_IN_PATHS[path], **overrides}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A fresh, empty database: SQLite always, PostgreSQL when configured."""
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'mailboxes.db'}")
+    else:
+        need(POSTGRES_URL, "MAILBOX_TEST_POSTGRES_URL is not set (no PostgreSQL to test on)")
+        eng = make_engine(str(POSTGRES_URL))
+        SQLModel.metadata.drop_all(eng)
+    init_db(eng)
+    yield eng
+    if request.param == "postgresql":
+        SQLModel.metadata.drop_all(eng)
+    eng.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A SQLite file database, for tests that read the raw file."""
+    eng = make_engine(f"sqlite:///{tmp_path / 'mailboxes.db'}")
+    init_db(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def key() -> str:
+    return generate_key()
+
+
+@pytest.fixture
+def service(engine: Engine, key: str) -> MailboxService:
+    return MailboxService(engine, SecretBox([key]))

@@ -1,0 +1,319 @@
+"""The mailbox form, shared by every page that edits mailbox settings.
+
+Widgets are keyed ``"<prefix>.<field>"`` and never also get ``value=``: defaults are
+seeded into session state once. Which fields show comes from the core's
+``visible_fields``, the same rule that decides what is saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from mailbox_core.errors import MailboxCoreError, ValidationFailed
+from mailbox_core.schemas import (
+    LABELS,
+    SECRET_FIELDS,
+    AuthMethod,
+    MailboxType,
+    OAuthProvider,
+    Status,
+    default_port,
+    needs_password,
+    parse_host,
+    visible_fields,
+)
+from mailbox_core.service import MailboxService
+
+YES_NO = ["Yes", "No"]
+DEFAULTS: dict[str, Any] = {
+    "mailbox_type": MailboxType.POP3.value,
+    "port": default_port(MailboxType.POP3, ssl_enabled=False),
+    "ssl_enabled": "No",
+    "starttls": "No",
+    "status": Status.ACTIVE.value,
+    "oauth_enabled": "No",
+    "oauth_provider": OAuthProvider.UNKNOWN.value,
+    "auth_method": AuthMethod.PASSWORD.value,
+    "allow_self_signed": False,
+}
+MFA_HELP = (
+    "Uses Microsoft's resource-owner password grant with Account and Password. Microsoft "
+    "discourages it, and it fails for accounts with multi-factor authentication (MFA): "
+    "prefer Client Secret for those."
+)
+
+
+def key(prefix: str, field: str) -> str:
+    return f"{prefix}.{field}"
+
+
+def init_state(prefix: str) -> None:
+    """Seed defaults the first time the form is shown."""
+    for field, value in DEFAULTS.items():
+        st.session_state.setdefault(key(prefix, field), value)
+    st.session_state.setdefault(key(prefix, "port_typed"), False)
+
+
+def current_values(prefix: str) -> dict[str, Any]:
+    return {field: st.session_state.get(key(prefix, field)) for field in LABELS}
+
+
+def submitted_values(prefix: str) -> dict[str, Any]:
+    """Only what is visible is submitted: hidden answers are never saved."""
+    values = current_values(prefix)
+    return {field: values[field] for field in visible_fields(values)}
+
+
+def clear_form(prefix: str) -> None:
+    """Forget every value of the form, secrets included."""
+    for name in [k for k in st.session_state if str(k).startswith(prefix + ".")]:
+        del st.session_state[name]
+
+
+# ---------------------------------------------------------------- callbacks
+
+
+def _follow_port(prefix: str) -> None:
+    """Port follows Mailbox Type and SSL until the user types one of their own."""
+    if st.session_state.get(key(prefix, "port_typed")):
+        return
+    ssl = st.session_state.get(key(prefix, "ssl_enabled")) == "Yes"
+    st.session_state[key(prefix, "port")] = default_port(
+        st.session_state.get(key(prefix, "mailbox_type"), "POP3"), ssl
+    )
+
+
+def _port_typed(prefix: str) -> None:
+    st.session_state[key(prefix, "port_typed")] = True
+
+
+def _host_changed(prefix: str) -> None:
+    """A pasted URL (imaps://imap.gmail.com:993) fills Mailbox Type, SSL and Port."""
+    raw = st.session_state.get(key(prefix, "host")) or ""
+    if ":" not in raw:
+        return
+    try:
+        spec = parse_host(raw)
+    except ValueError:
+        return  # reported when the form is submitted
+    st.session_state[key(prefix, "host")] = spec.host
+    if spec.mailbox_type:
+        st.session_state[key(prefix, "mailbox_type")] = spec.mailbox_type.value
+    if spec.ssl_enabled is not None:
+        st.session_state[key(prefix, "ssl_enabled")] = "Yes" if spec.ssl_enabled else "No"
+    if spec.port:
+        st.session_state[key(prefix, "port")] = spec.port
+        st.session_state[key(prefix, "port_typed")] = True
+    else:
+        _follow_port(prefix)
+
+
+def submit_create(prefix: str, service: MailboxService, on_saved: Callable[[str], None]) -> None:
+    """OK: validate and save in the core; keep errors for the next run, or clear the form."""
+    st.session_state.pop(key(prefix, "errors"), None)
+    st.session_state.pop(key(prefix, "failure"), None)
+    try:
+        created = service.create_mailbox(submitted_values(prefix))
+    except ValidationFailed as exc:
+        st.session_state[key(prefix, "errors")] = exc.by_field()
+        return
+    except MailboxCoreError as exc:
+        st.session_state[key(prefix, "failure")] = str(exc)
+        return
+    clear_form(prefix)
+    on_saved(f"Mailbox “{created.name}” saved with ID {created.id}.")
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def render(prefix: str) -> None:
+    """Draw the visible fields in SPEC order, each with its error underneath."""
+    values = current_values(prefix)
+    errors: dict[str, str] = st.session_state.get(key(prefix, "errors")) or {}
+    advanced = [f for f in visible_fields(values) if f == "allow_self_signed"]
+    for field in visible_fields(values):
+        if field in advanced:
+            continue
+        _WIDGETS[field](prefix, values)
+        if field in errors:
+            st.error(f"{LABELS[field]}: {errors[field]}", icon=":material/error:")
+    if (
+        values.get("oauth_enabled") == "Yes"
+        and values.get("mailbox_type") == "IMAP"
+        and values.get("oauth_provider") == OAuthProvider.UNKNOWN.value
+    ):
+        st.warning(
+            "With provider Unknown no OAuth token can be obtained: the mailbox can be "
+            "saved, but it signs in with Account and Password until a provider is "
+            "chosen."
+        )
+    with st.expander("Advanced"):
+        st.toggle(
+            LABELS["allow_self_signed"],
+            key=key(prefix, "allow_self_signed"),
+            help="Accept a server certificate no trusted CA signed. Off by default: "
+            "only for test servers or appliances you control.",
+        )
+
+
+def _text(field: str, **options: Any) -> Callable[[str, dict[str, Any]], None]:
+    def widget(prefix: str, values: dict[str, Any]) -> None:
+        st.text_input(LABELS[field], key=key(prefix, field), **options)
+
+    return widget
+
+
+def _secret(field: str, help_text: str) -> Callable[[str, dict[str, Any]], None]:
+    def widget(prefix: str, values: dict[str, Any]) -> None:
+        st.text_input(
+            LABELS[field],
+            key=key(prefix, field),
+            type="password",
+            autocomplete="new-password",
+            help=help_text,
+            persist_state="page",
+        )
+
+    return widget
+
+
+def _choice(
+    field: str,
+    options: list[str],
+    *,
+    radio: bool = True,
+    help_text: str | None = None,
+    follow_port: bool = False,
+) -> Callable[[str, dict[str, Any]], None]:
+    def widget(prefix: str, values: dict[str, Any]) -> None:
+        extra: dict[str, Any] = (
+            {"on_change": _follow_port, "args": (prefix,)} if follow_port else {}
+        )
+        if radio:
+            st.radio(
+                LABELS[field],
+                options,
+                key=key(prefix, field),
+                horizontal=True,
+                help=help_text,
+                persist_state="page",
+                **extra,
+            )
+        else:
+            st.selectbox(
+                LABELS[field],
+                options,
+                key=key(prefix, field),
+                help=help_text,
+                persist_state="page",
+                **extra,
+            )
+
+    return widget
+
+
+def _host(prefix: str, values: dict[str, Any]) -> None:
+    st.text_input(
+        LABELS["host"],
+        key=key(prefix, "host"),
+        placeholder="pop.gmail.com",
+        on_change=_host_changed,
+        args=(prefix,),
+        help="Host name or IP address of the mail server. A pasted URL such as "
+        "imaps://imap.gmail.com:993 also sets Mailbox Type, SSL and Port.",
+    )
+
+
+def _port(prefix: str, values: dict[str, Any]) -> None:
+    st.number_input(
+        LABELS["port"],
+        min_value=1,
+        max_value=65535,
+        step=1,
+        key=key(prefix, "port"),
+        on_change=_port_typed,
+        args=(prefix,),
+        help="POP3 uses 110 (995 with SSL), IMAP 143 (993 with SSL). The port "
+        "follows your choices until you type one yourself.",
+    )
+
+
+def _password(prefix: str, values: dict[str, Any]) -> None:
+    if (
+        values.get("oauth_enabled") == "Yes"
+        and values.get("mailbox_type") == "IMAP"
+        and not needs_password(values)
+    ):
+        help_text = "Not used for this OAuth sign-in; leave it blank."
+    elif (
+        values.get("oauth_provider") == OAuthProvider.OFFICE365.value
+        and values.get("oauth_enabled") == "Yes"
+    ):
+        help_text = MFA_HELP
+    else:
+        help_text = (
+            "The mailbox password. Gmail and Yahoo without OAuth need an app "
+            "password (created in the account's security settings), not the "
+            "normal sign-in password."
+        )
+    _secret("password", help_text)(prefix, values)
+
+
+def _comments(prefix: str, values: dict[str, Any]) -> None:
+    st.text_area(
+        LABELS["comments"],
+        key=key(prefix, "comments"),
+        max_chars=2000,
+        placeholder="Purpose of this mailbox",
+    )
+
+
+_WIDGETS: dict[str, Callable[[str, dict[str, Any]], None]] = {
+    "name": _text(
+        "name",
+        max_chars=100,
+        placeholder="Support inbox",
+        help="A name people recognise; must be unique.",
+    ),
+    "mailbox_type": _choice(
+        "mailbox_type", [t.value for t in MailboxType], radio=False, follow_port=True
+    ),
+    "host": _host,
+    "port": _port,
+    "account": _text("account", placeholder="JDoe@gmail.com", help="The mailbox's email address."),
+    "password": _password,
+    "ssl_enabled": _choice(
+        "ssl_enabled",
+        YES_NO,
+        follow_port=True,
+        help_text="Yes: implicit TLS from the first byte (ports 995/993).",
+    ),
+    "starttls": _choice(
+        "starttls", YES_NO, help_text="Upgrade the plain connection to TLS before signing in."
+    ),
+    "status": _choice("status", [s.value for s in Status]),
+    "comments": _comments,
+    "oauth_enabled": _choice("oauth_enabled", YES_NO),
+    "oauth_provider": _choice("oauth_provider", [p.value for p in OAuthProvider], radio=False),
+    "auth_method": _choice("auth_method", [m.value for m in AuthMethod], help_text=MFA_HELP),
+    "client_id": _text(
+        "client_id",
+        persist_state="page",
+        help="Gmail: the OAuth client ID from Google Cloud. Office365: the "
+        "Application (client) ID from Azure.",
+    ),
+    "tenant_id": _text(
+        "tenant_id",
+        persist_state="page",
+        help="Directory (tenant) ID: a GUID or a domain such as contoso.onmicrosoft.com.",
+    ),
+    "client_secret": _secret("client_secret", "Stored encrypted; never shown again."),
+    "refresh_token": _secret("refresh_token", "Stored encrypted; never shown again."),
+}
+
+assert set(_WIDGETS) | {"allow_self_signed"} == set(LABELS)
+assert set(SECRET_FIELDS) <= set(_WIDGETS)

@@ -1,0 +1,45 @@
+"""App-side resources: the one place that reads st.secrets and caches the service."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import streamlit as st
+
+from mailbox_core.config import Settings, load_settings
+from mailbox_core.db import init_db, make_engine
+from mailbox_core.service import MailboxService
+
+logging.basicConfig(
+    level=os.environ.get("MAILBOX_LOG_LEVEL", "INFO"),
+    format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+)
+
+
+def _secrets_table() -> Mapping[str, Any]:
+    try:
+        table = st.secrets.get("mailbox")
+    except (FileNotFoundError, st.errors.StreamlitSecretNotFoundError):
+        return {}
+    return dict(table) if table else {}
+
+
+def settings() -> Settings:
+    """Settings from the environment and the `[mailbox]` table of Streamlit secrets."""
+    return load_settings(os.environ, _secrets_table())
+
+
+@st.cache_resource(show_spinner=False)
+def _service_for(config: Settings) -> MailboxService:
+    # One engine and secret box per configuration; cached, never mutated.
+    engine = make_engine(config.database_url)
+    init_db(engine)
+    return MailboxService(engine, config.secret_box())
+
+
+def service() -> MailboxService:
+    """The mailbox service for the current configuration (may raise MailboxCoreError)."""
+    return _service_for(settings())
