@@ -40,7 +40,8 @@ if not mailboxes:
     st.stop()
 
 active = sum(1 for m in mailboxes if m.status.value == "Active")
-st.caption(f"{len(mailboxes)} mailboxes, {active} active.")
+noun = "mailbox" if len(mailboxes) == 1 else "mailboxes"
+st.caption(f"{len(mailboxes)} {noun}, {active} active.")
 st.dataframe(
     # Build the frame from display columns only: a hidden column would still be sent.
     pd.DataFrame(mailbox_rows(mailboxes), columns=list(COLUMNS)),

@@ -45,6 +45,13 @@ MFA_HELP = (
     "prefer Client Secret for those."
 )
 
+# Streamlit 1.67 quirk: typing a password and pressing Tab moves focus to the field's
+# "Show password" button, and the value is never committed (the field shows dots, the
+# server gets ""); neither blur nor `live=True` saves it. Without the button, Tab goes
+# to the next widget and the value commits. Secrets are write-only anyway.
+# tests/app/test_served_app.py types a password, presses Tab and saves, in Chromium.
+HIDE_PASSWORD_REVEAL = "<style>button[aria-label='Show password']{display:none}</style>"
+
 
 def key(prefix: str, field: str) -> str:
     return f"{prefix}.{field}"
@@ -132,6 +139,7 @@ def submit_create(prefix: str, service: MailboxService, on_saved: Callable[[str]
 
 def render(prefix: str) -> None:
     """Draw the visible fields in SPEC order, each with its error underneath."""
+    st.html(HIDE_PASSWORD_REVEAL)
     values = current_values(prefix)
     errors: dict[str, str] = st.session_state.get(key(prefix, "errors")) or {}
     advanced = [f for f in visible_fields(values) if f == "allow_self_signed"]
@@ -175,7 +183,6 @@ def _secret(field: str, help_text: str) -> Callable[[str, dict[str, Any]], None]
             type="password",
             autocomplete="new-password",
             help=help_text,
-            persist_state="page",
         )
 
     return widget

@@ -61,10 +61,12 @@ BAD_VALUES = [
 ]
 
 
-@pytest.mark.parametrize(("case", "overrides", "field", "words"), BAD_VALUES,
-                         ids=[c[0] for c in BAD_VALUES])
-def test_bad_value_names_the_field(case: str, overrides: dict[str, Any], field: str,
-                                   words: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "overrides", "field", "words"), BAD_VALUES, ids=[c[0] for c in BAD_VALUES]
+)
+def test_bad_value_names_the_field(
+    case: str, overrides: dict[str, Any], field: str, words: str
+) -> None:
     errors = errors_of(mailbox_data("password", **overrides))
     assert field in errors, errors
     assert words in errors[field]
@@ -98,7 +100,9 @@ def test_tenant_id_must_be_guid_or_domain(tenant: str) -> None:
     assert "tenant_id" in errors_of(mailbox_data("office365_secret", tenant_id=tenant))
 
 
-@pytest.mark.parametrize("tenant", ["AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE", "contoso.onmicrosoft.com"])
+@pytest.mark.parametrize(
+    "tenant", ["AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE", "contoso.onmicrosoft.com"]
+)
 def test_tenant_id_accepts_guid_and_domain(tenant: str) -> None:
     assert parse_create(mailbox_data("office365_secret", tenant_id=tenant)).tenant_id
 
@@ -141,8 +145,9 @@ def test_switching_to_pop3_drops_oauth_fields() -> None:
 
 
 def test_gmail_drops_office365_fields() -> None:
-    created = parse_create(mailbox_data("gmail", tenant_id="contoso.com",
-                                        auth_method="Client Secret"))
+    created = parse_create(
+        mailbox_data("gmail", tenant_id="contoso.com", auth_method="Client Secret")
+    )
     assert created.tenant_id is None
     assert created.auth_method is None
 
@@ -153,30 +158,49 @@ def test_office365_password_method_drops_client_secret() -> None:
 
 
 def test_ssl_drops_starttls() -> None:
-    assert parse_create(mailbox_data("password", ssl_enabled="Yes", starttls="Yes")).starttls \
-        is False
+    assert (
+        parse_create(mailbox_data("password", ssl_enabled="Yes", starttls="Yes")).starttls is False
+    )
 
 
 VISIBILITY = [
     ({"mailbox_type": "POP3"}, set(), {"oauth_enabled", "oauth_provider"}),
     ({"mailbox_type": "IMAP", "oauth_enabled": "No"}, {"oauth_enabled"}, {"oauth_provider"}),
     ({"mailbox_type": "IMAP", "oauth_enabled": "Yes"}, {"oauth_provider"}, {"client_id"}),
-    ({"mailbox_type": "IMAP", "oauth_enabled": "Yes", "oauth_provider": "Gmail"},
-     {"client_id", "client_secret", "refresh_token"}, {"tenant_id", "auth_method"}),
-    ({"mailbox_type": "IMAP", "oauth_enabled": "Yes", "oauth_provider": "Office365",
-      "auth_method": "API Username/Password"},
-     {"auth_method", "client_id", "tenant_id"}, {"client_secret", "refresh_token"}),
-    ({"mailbox_type": "IMAP", "oauth_enabled": "Yes", "oauth_provider": "Office365",
-      "auth_method": "Client Secret"},
-     {"auth_method", "client_id", "tenant_id", "client_secret"}, {"refresh_token"}),
+    (
+        {"mailbox_type": "IMAP", "oauth_enabled": "Yes", "oauth_provider": "Gmail"},
+        {"client_id", "client_secret", "refresh_token"},
+        {"tenant_id", "auth_method"},
+    ),
+    (
+        {
+            "mailbox_type": "IMAP",
+            "oauth_enabled": "Yes",
+            "oauth_provider": "Office365",
+            "auth_method": "API Username/Password",
+        },
+        {"auth_method", "client_id", "tenant_id"},
+        {"client_secret", "refresh_token"},
+    ),
+    (
+        {
+            "mailbox_type": "IMAP",
+            "oauth_enabled": "Yes",
+            "oauth_provider": "Office365",
+            "auth_method": "Client Secret",
+        },
+        {"auth_method", "client_id", "tenant_id", "client_secret"},
+        {"refresh_token"},
+    ),
     ({"ssl_enabled": "No"}, {"starttls"}, set()),
     ({"ssl_enabled": "Yes"}, set(), {"starttls"}),
 ]
 
 
 @pytest.mark.parametrize(("answers", "shown", "hidden"), VISIBILITY)
-def test_visible_fields_follow_the_answers(answers: dict[str, str], shown: set[str],
-                                           hidden: set[str]) -> None:
+def test_visible_fields_follow_the_answers(
+    answers: dict[str, str], shown: set[str], hidden: set[str]
+) -> None:
     fields = visible_fields(answers)
     assert shown <= set(fields)
     assert not hidden & set(fields)
@@ -186,9 +210,10 @@ def test_visible_fields_follow_the_answers(answers: dict[str, str], shown: set[s
 # ------------------------------------------------------------------ ports and hosts
 
 
-@pytest.mark.parametrize(("kind", "ssl", "port"),
-                         [("POP3", False, 110), ("POP3", True, 995),
-                          ("IMAP", False, 143), ("IMAP", True, 993)])
+@pytest.mark.parametrize(
+    ("kind", "ssl", "port"),
+    [("POP3", False, 110), ("POP3", True, 995), ("IMAP", False, 143), ("IMAP", True, 993)],
+)
 def test_default_port(kind: str, ssl: bool, port: int) -> None:
     assert default_port(kind, ssl) == port
 
@@ -199,18 +224,22 @@ def test_missing_port_takes_the_default_for_type_and_ssl() -> None:
     assert parse_create(data).port == 993
 
 
-@pytest.mark.parametrize(("raw", "host", "port", "kind", "ssl"), [
-    ("imaps://imap.gmail.com:993", "imap.gmail.com", 993, "IMAP", True),
-    ("pop3://pop.example.com", "pop.example.com", None, "POP3", False),
-    ("POP3S://POP.Example.COM:9995/", "pop.example.com", 9995, "POP3", True),
-    ("mail.example.com:1143", "mail.example.com", 1143, None, None),
-    ("192.0.2.10", "192.0.2.10", None, None, None),
-    ("2001:db8::1", "2001:db8::1", None, None, None),
-    ("imap://[2001:db8::1]:143", "2001:db8::1", 143, "IMAP", False),
-    ("bücher.example", "bücher.example", None, None, None),
-])
-def test_parse_host_understands_urls(raw: str, host: str, port: int | None, kind: str | None,
-                                     ssl: bool | None) -> None:
+@pytest.mark.parametrize(
+    ("raw", "host", "port", "kind", "ssl"),
+    [
+        ("imaps://imap.gmail.com:993", "imap.gmail.com", 993, "IMAP", True),
+        ("pop3://pop.example.com", "pop.example.com", None, "POP3", False),
+        ("POP3S://POP.Example.COM:9995/", "pop.example.com", 9995, "POP3", True),
+        ("mail.example.com:1143", "mail.example.com", 1143, None, None),
+        ("192.0.2.10", "192.0.2.10", None, None, None),
+        ("2001:db8::1", "2001:db8::1", None, None, None),
+        ("imap://[2001:db8::1]:143", "2001:db8::1", 143, "IMAP", False),
+        ("bücher.example", "bücher.example", None, None, None),
+    ],
+)
+def test_parse_host_understands_urls(
+    raw: str, host: str, port: int | None, kind: str | None, ssl: bool | None
+) -> None:
     spec = parse_host(raw)
     assert (spec.host, spec.port, spec.mailbox_type, spec.ssl_enabled) == (host, port, kind, ssl)
 
@@ -221,7 +250,11 @@ def test_pasted_url_fills_type_ssl_and_port() -> None:
         data.pop(field, None)
     created = parse_create(data)
     assert (created.host, created.mailbox_type, created.port, created.ssl_enabled) == (
-        "imap.gmail.com", "IMAP", 993, True)
+        "imap.gmail.com",
+        "IMAP",
+        993,
+        True,
+    )
 
 
 def test_url_that_contradicts_mailbox_type_is_refused() -> None:
@@ -233,20 +266,42 @@ def test_url_that_contradicts_mailbox_type_is_refused() -> None:
 
 
 ANY_VALUE = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(),
-    st.binary(max_size=20), st.lists(st.text(max_size=5), max_size=3),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(),
+    st.binary(max_size=20),
+    st.lists(st.text(max_size=5), max_size=3),
     st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2),
-    st.sampled_from(["POP3", "IMAP", "Yes", "No", "Gmail", "Office365", "Unknown",
-                     "Client Secret", "API Username/Password", "Active", "a@b.co",
-                     "imaps://imap.gmail.com:993", "pop.example.com"]),
+    st.sampled_from(
+        [
+            "POP3",
+            "IMAP",
+            "Yes",
+            "No",
+            "Gmail",
+            "Office365",
+            "Unknown",
+            "Client Secret",
+            "API Username/Password",
+            "Active",
+            "a@b.co",
+            "imaps://imap.gmail.com:993",
+            "pop.example.com",
+        ]
+    ),
 )
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(base=st.sampled_from(sorted(SIGN_IN_PATHS)),
-       changes=st.dictionaries(st.sampled_from(sorted(LABELS)), ANY_VALUE, max_size=6))
-def test_random_input_validates_or_raises_validation_failed(base: str,
-                                                            changes: dict[str, Any]) -> None:
+@given(
+    base=st.sampled_from(sorted(SIGN_IN_PATHS)),
+    changes=st.dictionaries(st.sampled_from(sorted(LABELS)), ANY_VALUE, max_size=6),
+)
+def test_random_input_validates_or_raises_validation_failed(
+    base: str, changes: dict[str, Any]
+) -> None:
     try:
         created = parse_create({**SIGN_IN_PATHS[base], **changes})
     except ValidationFailed as exc:
