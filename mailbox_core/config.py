@@ -22,7 +22,26 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "comma-separated Fernet keys; the first encrypts, all decrypt. Unset: data/secret.key",
     ),
     "MAILBOX_DATA_DIR": ("data", "where the embedded database and the key file live"),
+    "MAILBOX_CA_FILE": ("", "extra CA bundle (PEM) trusted for mail servers, e.g. a corporate CA"),
+    "MAILBOX_CHECK_TIMEOUT": ("10", "seconds one connection test may take"),
+    "MAILBOX_CHECK_CONCURRENCY": ("128", "connection tests run at once by Check all"),
+    "MAILBOX_GOOGLE_TOKEN_URL": ("https://oauth2.googleapis.com/token", "Google token endpoint"),
+    "MAILBOX_MICROSOFT_AUTHORITY": (
+        "https://login.microsoftonline.com",
+        "Microsoft identity platform authority (sovereign clouds differ)",
+    ),
 }
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """How connection tests run."""
+
+    timeout: float = 10.0
+    concurrency: int = 128
+    ca_file: str | None = None
+    google_token_url: str = "https://oauth2.googleapis.com/token"
+    microsoft_authority: str = "https://login.microsoftonline.com"
 
 
 @dataclass(frozen=True)
@@ -32,6 +51,7 @@ class Settings:
     database_url: str
     encryption_keys: tuple[str, ...] = field(repr=False)
     data_dir: Path
+    checks: CheckSettings = CheckSettings()
 
     @property
     def key_file(self) -> Path:
@@ -68,7 +88,34 @@ def load_settings(
         database_url=url,
         encryption_keys=_split_keys(value("MAILBOX_ENCRYPTION_KEYS")),
         data_dir=data_dir,
+        checks=CheckSettings(
+            timeout=_number(value("MAILBOX_CHECK_TIMEOUT"), "MAILBOX_CHECK_TIMEOUT", 0.1, 300),
+            concurrency=int(
+                _number(value("MAILBOX_CHECK_CONCURRENCY"), "MAILBOX_CHECK_CONCURRENCY", 1, 4096)
+            ),
+            ca_file=_ca_file(value("MAILBOX_CA_FILE")),
+            google_token_url=value("MAILBOX_GOOGLE_TOKEN_URL"),
+            microsoft_authority=value("MAILBOX_MICROSOFT_AUTHORITY"),
+        ),
     )
+
+
+def _number(raw: str, name: str, low: float, high: float) -> float:
+    try:
+        number = float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a number, not {raw!r}.") from exc
+    if not low <= number <= high:
+        raise ConfigurationError(f"{name} must be between {low:g} and {high:g}.")
+    return number
+
+
+def _ca_file(raw: str) -> str | None:
+    if not raw:
+        return None
+    if not Path(raw).is_file():
+        raise ConfigurationError(f"MAILBOX_CA_FILE points to {raw}, which is not a file.")
+    return raw
 
 
 def _split_keys(raw: str) -> tuple[str, ...]:

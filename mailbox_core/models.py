@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from sqlmodel import AutoString, Field
+from sqlmodel import AutoString, Field, SQLModel
 
 from mailbox_core.schemas import AuthMethod, MailboxBase, MailboxType, OAuthProvider, Status
 
@@ -28,3 +28,35 @@ class Mailbox(MailboxBase, table=True):
     refresh_token_encrypted: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class MailboxCheck(SQLModel, table=True):
+    """One connection test of one mailbox (the history behind its health)."""
+
+    __tablename__ = "mailbox_check"
+
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox_id: int = Field(foreign_key="mailbox.id", index=True, ondelete="CASCADE")
+    started_at: datetime = Field(default_factory=utcnow, index=True)
+    ok: bool
+    failed_step: str | None = Field(default=None, max_length=20)
+    message: str = Field(max_length=500)
+    latency_ms: float
+    message_count: int | None = None
+
+
+class MailboxHealth(SQLModel, table=True):
+    """The current health of one mailbox, updated with every recorded check."""
+
+    __tablename__ = "mailbox_health"
+
+    mailbox_id: int = Field(foreign_key="mailbox.id", primary_key=True, ondelete="CASCADE")
+    last_check_at: datetime
+    last_ok: bool
+    last_message: str = Field(max_length=500)
+    last_failed_step: str | None = Field(default=None, max_length=20)
+    last_latency_ms: float
+    last_message_count: int | None = None
+    last_success_at: datetime | None = None
+    consecutive_failures: int = 0
+    failing_since: datetime | None = None

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, col, func, select
 
-from mailbox_core.models import Mailbox
+from mailbox_core.models import Mailbox, MailboxCheck, MailboxHealth
 
 
 def name_key(name: str) -> str:
@@ -40,3 +40,51 @@ def list_mailboxes(session: Session) -> Sequence[Mailbox]:
 
 def count_mailboxes(session: Session) -> int:
     return session.exec(select(func.count()).select_from(Mailbox)).one()
+
+
+def active_mailbox_ids(session: Session) -> list[int]:
+    query = select(Mailbox.id).where(Mailbox.status == "Active").order_by(col(Mailbox.id))
+    return [i for i in session.exec(query).all() if i is not None]
+
+
+def add_check(session: Session, *, check: MailboxCheck) -> MailboxHealth:
+    """Store a check and fold it into the mailbox's health row."""
+    session.add(check)
+    health = session.get(MailboxHealth, check.mailbox_id)
+    if health is None:
+        health = MailboxHealth(
+            mailbox_id=check.mailbox_id,
+            last_check_at=check.started_at,
+            last_ok=check.ok,
+            last_message=check.message,
+            last_latency_ms=check.latency_ms,
+        )
+    health.last_check_at = check.started_at
+    health.last_ok = check.ok
+    health.last_message = check.message
+    health.last_failed_step = check.failed_step
+    health.last_latency_ms = check.latency_ms
+    health.last_message_count = check.message_count
+    if check.ok:
+        health.last_success_at = check.started_at
+        health.consecutive_failures = 0
+        health.failing_since = None
+    else:
+        health.consecutive_failures += 1
+        health.failing_since = health.failing_since or check.started_at
+    session.add(health)
+    return health
+
+
+def list_health(session: Session) -> Sequence[MailboxHealth]:
+    return session.exec(select(MailboxHealth)).all()
+
+
+def list_checks(session: Session, *, mailbox_id: int, limit: int = 20) -> Sequence[MailboxCheck]:
+    query = (
+        select(MailboxCheck)
+        .where(MailboxCheck.mailbox_id == mailbox_id)
+        .order_by(col(MailboxCheck.started_at).desc())
+        .limit(limit)
+    )
+    return session.exec(query).all()

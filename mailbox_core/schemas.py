@@ -551,6 +551,21 @@ class MailboxPublic(MailboxBase):
     updated_at: datetime
 
 
+class HealthPublic(SQLModel):
+    """A mailbox's health as shown in the list."""
+
+    mailbox_id: int
+    last_check_at: datetime
+    last_ok: bool
+    last_message: str
+    last_failed_step: str | None = None
+    last_latency_ms: float
+    last_message_count: int | None = None
+    last_success_at: datetime | None = None
+    consecutive_failures: int = 0
+    failing_since: datetime | None = None
+
+
 # ---------------------------------------------------------------- entry point
 
 

@@ -23,8 +23,15 @@ from mailbox_core.errors import (
     StorageError,
     ValidationFailed,
 )
-from mailbox_core.models import Mailbox
-from mailbox_core.schemas import LABELS, SECRET_FIELDS, MailboxCreate, MailboxPublic, parse_create
+from mailbox_core.models import Mailbox, MailboxCheck
+from mailbox_core.schemas import (
+    LABELS,
+    SECRET_FIELDS,
+    HealthPublic,
+    MailboxCreate,
+    MailboxPublic,
+    parse_create,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +105,36 @@ class MailboxService:
                     for token in _secret_tokens(row).values()
                 )
             ]
+
+    def active_mailbox_ids(self) -> list[int]:
+        """IDs of the mailboxes whose Status is Active."""
+        with self._session() as session:
+            return repository.active_mailbox_ids(session)
+
+    def record_checks(self, checks: list[MailboxCheck]) -> None:
+        """Store connection-test results and update each mailbox's health, in one go."""
+        with self._session() as session:
+            for check in checks:
+                if repository.get_mailbox(session, mailbox_id=check.mailbox_id) is not None:
+                    repository.add_check(session, check=check)
+            session.commit()
+
+    def health(self) -> dict[int, HealthPublic]:
+        """Current health per mailbox ID (mailboxes never checked are absent)."""
+        with self._session() as session:
+            return {
+                row.mailbox_id: HealthPublic.model_validate(row)
+                for row in repository.list_health(session)
+            }
+
+    def replace_refresh_token(self, mailbox_id: int, refresh_token: str) -> None:
+        """Store a refresh token the provider rotated (encrypted, at once)."""
+        with self._session() as session:
+            row = self._row(session, mailbox_id)
+            row.refresh_token_encrypted = self._box.encrypt(refresh_token)
+            session.add(row)
+            session.commit()
+        log.info("Stored the rotated refresh token of mailbox %s", mailbox_id)
 
     # -- helpers
 

@@ -131,3 +131,29 @@ def key() -> str:
 @pytest.fixture
 def service(engine: Engine, key: str) -> MailboxService:
     return MailboxService(engine, SecretBox([key]))
+
+
+# ---------------------------------------------------------------- mail servers
+
+
+@pytest.fixture(scope="session")
+def oauth_provider() -> Iterator[Any]:
+    from tests.support.oauth_provider import FakeProvider
+
+    provider = FakeProvider()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot_server(oauth_provider: Any) -> Iterator[Any]:
+    """A private Dovecot (IMAP, IMAPS, POP3, POP3S) whose XOAUTH2 asks ``oauth_provider``."""
+    from tests.support import dovecot
+
+    need(
+        dovecot.available(),
+        "Dovecot is not installed (apt-get install dovecot-imapd dovecot-pop3d)",
+    )
+    server = dovecot.start(introspection_url=oauth_provider.introspection_url)
+    yield server
+    server.stop()

@@ -1,0 +1,441 @@
+"""The connection test against a real Dovecot, a local OAuth provider and hostile servers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from mailbox_core.checks import MailboxChecker
+from mailbox_core.config import CheckSettings
+from mailbox_core.crypto import SecretBox
+from mailbox_core.probe import ProbeResult, ProbeTarget, StepStatus, run_probe
+from mailbox_core.schemas import MailboxType
+from mailbox_core.service import MailboxService
+from tests.support import hostile
+from tests.support.oauth_provider import GMAIL_CLIENT, MS_APP, TENANT
+from tests.support.tls import make_certificate
+
+pytestmark = [pytest.mark.dovecot, pytest.mark.network]
+
+PORTS = {
+    ("IMAP", "plain"): "imap",
+    ("IMAP", "SSL"): "imaps",
+    ("IMAP", "STARTTLS"): "imap",
+    ("POP3", "plain"): "pop3",
+    ("POP3", "SSL"): "pop3s",
+    ("POP3", "STARTTLS"): "pop3",
+}
+
+
+@pytest.fixture
+def checker(
+    sqlite_engine: Engine, key: str, dovecot_server: Any, oauth_provider: Any
+) -> MailboxChecker:
+    service = MailboxService(sqlite_engine, SecretBox([key]))
+    settings = CheckSettings(
+        timeout=3,
+        concurrency=8,
+        ca_file=str(dovecot_server.ca_file),
+        google_token_url=oauth_provider.google_token_url,
+        microsoft_authority=oauth_provider.microsoft_authority,
+    )
+    return MailboxChecker(service, settings)
+
+
+def save(checker: MailboxChecker, **values: Any) -> int:
+    base = {"name": f"m{time.monotonic_ns()}", "host": "localhost", "account": "alice@example.com"}
+    return checker.mailboxes.create_mailbox({**base, **values}).id
+
+
+def steps(result: ProbeResult) -> dict[str, StepStatus]:
+    return {s.name: s.status for s in result.steps}
+
+
+@pytest.mark.parametrize("kind", ["IMAP", "POP3"])
+@pytest.mark.parametrize("security", ["plain", "SSL", "STARTTLS"])
+@pytest.mark.parametrize("good", [True, False], ids=["good-password", "bad-password"])
+def test_password_matrix(
+    checker: MailboxChecker, dovecot_server: Any, kind: str, security: str, good: bool
+) -> None:
+    mailbox_id = save(
+        checker,
+        mailbox_type=kind,
+        port=dovecot_server.ports[PORTS[kind, security]],
+        ssl_enabled=security == "SSL",
+        starttls=security == "STARTTLS",
+        password="alice-Secret-1" if good else "wrong-password",
+    )
+    result = checker.check_mailbox(mailbox_id)
+    if good:
+        assert result.ok, result
+        assert result.summary == "Signed in and opened INBOX; 3 messages"
+        assert result.message_count == 3
+        tls = "warning" if security == "plain" else "passed"
+        assert steps(result) == {
+            "DNS": "passed",
+            "TCP": "passed",
+            "TLS": tls,
+            "Greeting": "passed",
+            "Sign-in": "passed",
+            "Mailbox": "passed",
+        }
+    else:
+        assert not result.ok
+        assert result.failed_step is not None
+        assert result.failed_step.name == "Sign-in"
+        assert result.summary == "The server refused the password for alice@example.com"
+        assert result.failed_step.hint == "Check Account and Password."
+        assert steps(result)["Mailbox"] == "skipped"
+    health = checker.mailboxes.health()[mailbox_id]
+    assert health.last_ok is good
+    assert health.consecutive_failures == (0 if good else 1)
+
+
+def test_plain_connection_warns_about_the_unencrypted_password(
+    checker: MailboxChecker, dovecot_server: Any
+) -> None:
+    result = checker.check_mailbox(
+        save(
+            checker,
+            mailbox_type="IMAP",
+            password="alice-Secret-1",
+            port=dovecot_server.ports["imap"],
+        )
+    )
+    tls = next(s for s in result.steps if s.name == "TLS")
+    assert tls.status is StepStatus.WARNING
+    assert "offers STARTTLS" in tls.detail
+    assert tls.hint == "Set STARTTLS to Yes so the password is never sent in plain text."
+
+
+def test_probe_never_changes_the_mailbox(checker: MailboxChecker, dovecot_server: Any) -> None:
+    for kind, port in (("POP3", "pop3s"), ("IMAP", "imaps"), ("POP3", "pop3s")):
+        mailbox = save(
+            checker,
+            mailbox_type=kind,
+            ssl_enabled=True,
+            password="bob-Secret-2",
+            account="bob@example.com",
+            port=dovecot_server.ports[port],
+            name=f"bob {kind} {time.monotonic_ns()}",
+        )
+        assert checker.check_mailbox(mailbox).message_count == 3
+    maildir = dovecot_server.workdir / "mail" / "bob@example.com" / "Maildir"
+    assert len(list((maildir / "new").iterdir())) + len(list((maildir / "cur").iterdir())) == 3
+    assert not [p for p in (maildir / "cur").iterdir() if "S" in p.name.rsplit(",", 1)[-1]]
+
+
+@pytest.mark.parametrize("kind,port", [("IMAP", "imaps"), ("POP3", "pop3s")])
+def test_non_ascii_password_signs_in(
+    checker: MailboxChecker, dovecot_server: Any, kind: str, port: str
+) -> None:
+    result = checker.check_mailbox(
+        save(
+            checker,
+            mailbox_type=kind,
+            ssl_enabled=True,
+            account="carol@example.com",
+            password="pässwörd-ü",
+            port=dovecot_server.ports[port],
+        )
+    )
+    assert result.ok, result.summary
+
+
+def test_unsaved_form_values_can_be_tested(checker: MailboxChecker, dovecot_server: Any) -> None:
+    result = checker.test_values(
+        {
+            "name": "draft",
+            "mailbox_type": "IMAP",
+            "host": "localhost",
+            "port": dovecot_server.ports["imaps"],
+            "ssl_enabled": "Yes",
+            "account": "alice@example.com",
+            "password": "alice-Secret-1",
+        }
+    )
+    assert result.ok
+    assert checker.mailboxes.count_mailboxes() == 0
+
+
+def test_consecutive_failures_and_failing_since(
+    checker: MailboxChecker, dovecot_server: Any
+) -> None:
+    mailbox = save(checker, mailbox_type="IMAP", password="nope", port=dovecot_server.ports["imap"])
+    checker.check_mailbox(mailbox)
+    first = checker.mailboxes.health()[mailbox].failing_since
+    checker.check_mailbox(mailbox)
+    health = checker.mailboxes.health()[mailbox]
+    assert health.consecutive_failures == 2
+    assert health.failing_since == first
+    assert health.last_success_at is None
+    assert health.last_failed_step == "Sign-in"
+
+
+def test_check_all_checks_only_active_mailboxes(
+    checker: MailboxChecker, dovecot_server: Any
+) -> None:
+    port = dovecot_server.ports["imap"]
+    good = save(checker, mailbox_type="IMAP", password="alice-Secret-1", port=port)
+    bad = save(checker, mailbox_type="IMAP", password="wrong", port=port)
+    idle = save(
+        checker, mailbox_type="IMAP", password="alice-Secret-1", port=port, status="Not Active"
+    )
+    seen: list[tuple[int, int]] = []
+    results = checker.check_many(on_progress=lambda done, total, m, r: seen.append((done, total)))
+    assert set(results) == {good, bad}
+    assert results[good].ok and not results[bad].ok
+    assert seen == [(1, 2), (2, 2)]
+    assert idle not in checker.mailboxes.health()
+
+
+# ---------------------------------------------------------------- XOAUTH2
+
+
+OAUTH_CASES = {
+    "gmail": {
+        "oauth_provider": "Gmail",
+        "account": "helpdesk@example.com",
+        "client_id": GMAIL_CLIENT[0],
+        "client_secret": GMAIL_CLIENT[1],
+        "refresh_token": "1//good-refresh",
+    },
+    "office365_secret": {
+        "oauth_provider": "Office365",
+        "auth_method": "Client Secret",
+        "account": "billing@example.com",
+        "client_id": MS_APP[0],
+        "tenant_id": TENANT,
+        "client_secret": MS_APP[1],
+    },
+    "office365_password": {
+        "oauth_provider": "Office365",
+        "auth_method": "API Username/Password",
+        "account": "it@example.com",
+        "client_id": MS_APP[0],
+        "tenant_id": TENANT,
+        "password": "it-Secret-4",
+    },
+}
+OAUTH_BAD = {
+    "gmail": ({"refresh_token": "1//revoked"}, "invalid_grant", "re-authorise the app"),
+    "office365_secret": (
+        {"client_secret": "expired-secret"},
+        "AADSTS7000222",
+        "client secret has expired",
+    ),
+    "office365_password": (
+        {"account": "mfa@example.com"},
+        "AADSTS50076",
+        "Multi-factor authentication blocks the password grant",
+    ),
+}
+
+
+def save_oauth(checker: MailboxChecker, dovecot_server: Any, case: str, **changes: Any) -> int:
+    return save(
+        checker,
+        mailbox_type="IMAP",
+        ssl_enabled=True,
+        oauth_enabled=True,
+        port=dovecot_server.ports["imaps"],
+        **{**OAUTH_CASES[case], **changes},
+    )
+
+
+@pytest.mark.parametrize("case", OAUTH_CASES)
+def test_xoauth2_good_token_signs_in(
+    checker: MailboxChecker, dovecot_server: Any, case: str
+) -> None:
+    result = checker.check_mailbox(save_oauth(checker, dovecot_server, case))
+    assert result.ok, result.summary
+    sign_in = next(s for s in result.steps if s.name == "Sign-in")
+    assert "XOAUTH2" in sign_in.detail
+    assert result.message_count == 3
+
+
+@pytest.mark.parametrize("case", OAUTH_CASES)
+def test_xoauth2_provider_refusal_is_a_readable_hint(
+    checker: MailboxChecker, dovecot_server: Any, case: str
+) -> None:
+    changes, code, hint = OAUTH_BAD[case]
+    result = checker.check_mailbox(save_oauth(checker, dovecot_server, case, **changes))
+    assert not result.ok
+    assert result.failed_step is not None and result.failed_step.name == "Sign-in"
+    assert code in result.summary
+    assert hint in result.failed_step.hint
+
+
+def test_token_for_another_account_is_refused_by_the_server(
+    checker: MailboxChecker, dovecot_server: Any
+) -> None:
+    # The app-only token is for billing@; signing in as alice@ with it must fail.
+    result = checker.check_mailbox(
+        save_oauth(checker, dovecot_server, "office365_secret", account="alice@example.com")
+    )
+    assert result.summary == "The server refused the OAuth token for alice@example.com"
+
+
+def test_token_endpoint_down_is_a_readable_message(
+    checker: MailboxChecker, dovecot_server: Any
+) -> None:
+    checker.tokens.google_token_url = f"http://127.0.0.1:{hostile_closed_port()}/token"
+    result = checker.check_mailbox(save_oauth(checker, dovecot_server, "gmail"))
+    assert not result.ok
+    assert "Could not reach the token endpoint" in result.summary
+
+
+def test_introspection_down_reaches_the_client_as_unavailable(
+    checker: MailboxChecker, dovecot_server: Any, oauth_provider: Any
+) -> None:
+    mailbox = save_oauth(checker, dovecot_server, "gmail")
+    oauth_provider.introspection_down = True
+    try:
+        result = checker.check_mailbox(mailbox)
+    finally:
+        oauth_provider.introspection_down = False
+    assert result.summary == "The mail server could not verify the token right now"
+
+
+def test_rotated_refresh_token_is_stored_encrypted(
+    checker: MailboxChecker, dovecot_server: Any
+) -> None:
+    mailbox = save_oauth(checker, dovecot_server, "gmail", refresh_token="1//rotate-me")
+    assert checker.check_mailbox(mailbox).ok
+    stored = checker.mailboxes.get_credentials(mailbox).refresh_token
+    assert stored is not None and stored.startswith("1//rotated-")
+
+
+def test_access_tokens_are_cached(
+    checker: MailboxChecker, dovecot_server: Any, oauth_provider: Any
+) -> None:
+    mailbox = save_oauth(checker, dovecot_server, "office365_secret")
+    before = len(oauth_provider.requests)
+    assert checker.check_mailbox(mailbox).ok
+    assert checker.check_mailbox(mailbox).ok
+    assert len(oauth_provider.requests) - before == 1
+
+
+# ---------------------------------------------------------------- hostile servers
+
+
+def hostile_closed_port() -> int:
+    from tests.support.dovecot import free_port
+
+    return free_port()
+
+
+@pytest.fixture
+def certs(tmp_path: Path) -> dict[str, tuple[Path, Path]]:
+    return {
+        "localhost": make_certificate(tmp_path, "local", ["localhost", "127.0.0.1"]),
+        "other": make_certificate(tmp_path, "other", ["mail.other.com"]),
+    }
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    servers: list[hostile.HostileServer] = []
+
+    def start(behaviour: hostile.Behaviour, tls: tuple[Path, Path] | None = None) -> int:
+        server = hostile.HostileServer(behaviour, tls=tls)
+        servers.append(server)
+        return server.port
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+TIMEOUT = 1.0
+
+
+def probe(
+    port: int,
+    *,
+    ssl_enabled: bool = False,
+    host: str = "localhost",
+    ca_file: str | None = None,
+    kind: MailboxType = MailboxType.IMAP,
+) -> ProbeResult:
+    target = ProbeTarget(kind, host, port, "alice@example.com", "pw", ssl_enabled)
+    started = time.monotonic()
+    result = run_probe(target, timeout=TIMEOUT, ca_file=ca_file)
+    assert time.monotonic() - started < TIMEOUT + 1, "the probe overran its timeout"
+    assert not result.ok
+    return result
+
+
+def test_silent_server(serve: Any) -> None:
+    port = serve(hostile.silent)
+    assert probe(port).summary == f"localhost port {port} sent no greeting within 1 s"
+
+
+def test_greeting_after_the_timeout(serve: Any) -> None:
+    port = serve(hostile.late(TIMEOUT + 0.5))
+    assert probe(port).summary == f"localhost port {port} sent no greeting within 1 s"
+
+
+def test_dribbling_server_is_cut_off_at_the_deadline(serve: Any) -> None:
+    assert "within 1 s" in probe(serve(hostile.dribble)).summary
+
+
+def test_garbage_greeting(serve: Any) -> None:
+    port = serve(hostile.garbage)
+    result = probe(port)
+    assert result.summary.startswith(f"localhost port {port} did not answer like a IMAP server")
+    assert "Check Mailbox Type and Port" in (result.failed_step.hint if result.failed_step else "")
+
+
+def test_plain_server_on_an_ssl_setting(serve: Any) -> None:
+    port = serve(hostile.imap_greeting)
+    result = probe(port, ssl_enabled=True)
+    assert result.summary == f"localhost port {port} does not speak SSL"
+    assert result.failed_step is not None and "set SSL Enabled to No" in result.failed_step.hint
+
+
+def test_ssl_server_with_ssl_disabled(serve: Any, certs: dict[str, Any]) -> None:
+    port = serve(hostile.imap_greeting, tls=certs["localhost"])
+    result = probe(port)
+    assert result.failed_step is not None and result.failed_step.name == "Greeting"
+    assert "set SSL Enabled to Yes" in result.failed_step.hint
+
+
+def test_untrusted_certificate(serve: Any, certs: dict[str, Any]) -> None:
+    port = serve(hostile.imap_greeting, tls=certs["localhost"])
+    result = probe(port, ssl_enabled=True)
+    assert result.summary == (
+        "The certificate of localhost is not signed by a trusted "
+        "authority (self-signed or private CA)"
+    )
+
+
+def test_hostname_mismatch_names_the_certificate(serve: Any, certs: dict[str, Any]) -> None:
+    port = serve(hostile.imap_greeting, tls=certs["other"])
+    result = probe(port, ssl_enabled=True, ca_file=str(certs["other"][0]))
+    assert result.summary == "Certificate is for mail.other.com, not localhost"
+
+
+def test_self_signed_allowed_still_checks_the_name(serve: Any, certs: dict[str, Any]) -> None:
+    port = serve(hostile.imap_greeting, tls=certs["other"])
+    target = ProbeTarget(
+        MailboxType.IMAP, "localhost", port, "a@b.co", "pw", True, allow_self_signed=True
+    )
+    result = run_probe(target, timeout=TIMEOUT)
+    assert result.summary == "Certificate is for mail.other.com, not localhost"
+
+
+def test_connection_refused() -> None:
+    port = hostile_closed_port()
+    assert probe(port).summary == f"Connection refused by localhost port {port}"
+
+
+def test_unknown_host() -> None:
+    result = probe(993, host="mailbox-manager-test.invalid", ssl_enabled=True)
+    assert result.summary == "The host name mailbox-manager-test.invalid could not be found"
+    assert [s.status for s in result.steps][1:] == ["skipped"] * 5

@@ -1,0 +1,83 @@
+"""Small socket servers that misbehave, to prove the probe never hangs or raises."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+Behaviour = Callable[[socket.socket], None]
+
+
+class HostileServer:
+    """Accepts on 127.0.0.1 and runs ``behaviour`` on each connection in a thread."""
+
+    def __init__(self, behaviour: Behaviour, *, tls: tuple[Path, Path] | None = None) -> None:
+        self.behaviour = behaviour
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = int(self.listener.getsockname()[1])
+        self.context: ssl.SSLContext | None = None
+        if tls:
+            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.context.load_cert_chain(str(tls[0]), str(tls[1]))
+        self.stopped = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(0.2)
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        try:
+            if self.context:
+                conn = self.context.wrap_socket(conn, server_side=True)
+            self.behaviour(conn)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+
+def silent(conn: socket.socket) -> None:
+    """Accept and never speak."""
+    time.sleep(30)
+
+
+def late(seconds: float) -> Behaviour:
+    def behaviour(conn: socket.socket) -> None:
+        time.sleep(seconds)
+        conn.sendall(b"* OK late\r\n")
+        time.sleep(5)
+
+    return behaviour
+
+
+def garbage(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    time.sleep(2)
+
+
+def dribble(conn: socket.socket) -> None:
+    """One byte of a never-ending greeting every 0.2 s."""
+    for _ in range(200):
+        conn.sendall(b"*")
+        time.sleep(0.2)
+
+
+def imap_greeting(conn: socket.socket) -> None:
+    conn.sendall(b"* OK [CAPABILITY IMAP4rev1] ready\r\n")
+    time.sleep(5)
