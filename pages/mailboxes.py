@@ -1,23 +1,31 @@
-"""Mailboxes: the list of every registered mailbox (never a secret)."""
+"""Mailboxes: every registered mailbox with its health (never a secret)."""
 
 import pandas as pd
 import streamlit as st
 
 from mailbox_core.errors import MailboxCoreError
-from mailbox_core.listing import COLUMNS, mailbox_rows
-from ui import runtime
+from mailbox_core.listing import COLUMNS, health_summary, mailbox_rows
+from ui import checks, runtime
 from ui.navigation import NEW_MAILBOX_PAGE, pop_flash
+from ui.results import show_probe
+
+TABLE_KEY = "mailboxes.table"
 
 st.title("Mailboxes")
 if message := pop_flash():
     st.success(message, icon=":material/check_circle:")
 
-if st.button("New Mailbox", type="primary", icon=":material/add:"):
+new, check_all, _ = st.columns([1, 2, 3])
+if new.button("New Mailbox", type="primary", icon=":material/add:"):
     st.switch_page(NEW_MAILBOX_PAGE)
+run_check_all = check_all.button("Check all active mailboxes", icon=":material/network_check:")
 
 try:
-    service = runtime.service()
+    service, checker = runtime.service(), runtime.checker()
+    if run_check_all:
+        checks.check_all(checker)
     mailboxes = service.list_mailboxes()
+    health = service.health()
     unreadable = service.undecryptable_mailboxes()
 except MailboxCoreError as exc:
     st.error(str(exc))
@@ -39,17 +47,51 @@ if not mailboxes:
     )
     st.stop()
 
-active = sum(1 for m in mailboxes if m.status.value == "Active")
+counts = health_summary(mailboxes, health)
 noun = "mailbox" if len(mailboxes) == 1 else "mailboxes"
-st.caption(f"{len(mailboxes)} {noun}, {active} active.")
-st.dataframe(
-    # Build the frame from display columns only: a hidden column would still be sent.
-    pd.DataFrame(mailbox_rows(mailboxes), columns=list(COLUMNS)),
+st.caption(f"{len(mailboxes)} {noun}, {counts['active']} active.")
+metrics, chart = st.columns([3, 2])
+with metrics:
+    active, healthy, failing = st.columns(3)
+    active.metric("Active", counts["active"])
+    healthy.metric("Healthy", counts["healthy"])
+    failing.metric("Failing", counts["failing"])
+with chart:
+    st.bar_chart(
+        pd.DataFrame({"mailboxes": counts}).drop(index="active"), height=140, horizontal=True
+    )
+
+frame = pd.DataFrame(mailbox_rows(mailboxes, health), columns=list(COLUMNS))
+# The frame holds display columns only: a hidden column would still reach the browser.
+event = st.dataframe(
+    frame,
+    key=TABLE_KEY,
+    on_select="rerun",
+    selection_mode="multi-row",
     hide_index=True,
     width="stretch",
     column_config={
         "ID": st.column_config.NumberColumn("ID", format="%d", width="small"),
         "Port": st.column_config.NumberColumn("Port", format="%d", width="small"),
-        "Comments": st.column_config.TextColumn("Comments", width="large"),
+        "Comments": st.column_config.TextColumn("Comments", width="medium"),
+        "Last check": st.column_config.DatetimeColumn("Last check", format="distance"),
+        "Failing since": st.column_config.DatetimeColumn("Failing since", format="distance"),
+        "Messages": st.column_config.NumberColumn("Messages", format="%d"),
     },
 )
+selected = [int(frame.iloc[row]["ID"]) for row in event.selection.rows]
+names = ", ".join(str(frame.iloc[row]["Name"]) for row in event.selection.rows)
+st.caption(f"Selected: {names}" if selected else "Select rows to test their connection.")
+if st.button("Test connection", disabled=not selected, icon=":material/cable:"):
+    try:
+        with st.spinner("Testing…"):
+            checks.test_selected(checker, selected)
+    except MailboxCoreError as exc:
+        st.error(str(exc))
+    else:
+        st.rerun()
+
+by_id = {m.id: m for m in mailboxes}
+for mailbox_id, result in checks.stored_results().items():
+    if mailbox_id in by_id:
+        show_probe(result, f"{by_id[mailbox_id].name} (ID {mailbox_id})")

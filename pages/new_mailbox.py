@@ -5,6 +5,7 @@ import streamlit as st
 from mailbox_core.errors import MailboxCoreError
 from ui import form, runtime
 from ui.navigation import MAILBOXES_PAGE, flash
+from ui.results import show_probe
 
 PREFIX = "new_mailbox"
 
@@ -38,6 +39,15 @@ def _cancel() -> None:
     st.session_state[form.key(PREFIX, "done")] = True
 
 
-ok, cancel, _ = st.columns([1, 1, 6])
+ok, test, cancel, _ = st.columns([1, 2, 1, 4])
 ok.button("OK", type="primary", on_click=form.submit_create, args=(PREFIX, service, _saved))
+test.button(
+    "Test connection",
+    icon=":material/cable:",
+    on_click=form.submit_test,
+    args=(PREFIX, runtime.checker()),
+)
 cancel.button("Cancel", on_click=_cancel)
+
+if probe := st.session_state.get(form.key(PREFIX, "probe")):
+    show_probe(probe, "Connection test")

@@ -12,6 +12,7 @@ from typing import Any
 
 import streamlit as st
 
+from mailbox_core.checks import MailboxChecker
 from mailbox_core.errors import MailboxCoreError, ValidationFailed
 from mailbox_core.schemas import (
     LABELS,
@@ -132,6 +133,19 @@ def submit_create(prefix: str, service: MailboxService, on_saved: Callable[[str]
         return
     clear_form(prefix)
     on_saved(f"Mailbox “{created.name}” saved with ID {created.id}.")
+
+
+def submit_test(prefix: str, checker: MailboxChecker) -> None:
+    """Test connection on the unsaved values; the result (no secrets) is kept to show."""
+    st.session_state.pop(key(prefix, "errors"), None)
+    st.session_state.pop(key(prefix, "failure"), None)
+    st.session_state.pop(key(prefix, "probe"), None)
+    try:
+        st.session_state[key(prefix, "probe")] = checker.test_values(submitted_values(prefix))
+    except ValidationFailed as exc:
+        st.session_state[key(prefix, "errors")] = exc.by_field()
+    except MailboxCoreError as exc:
+        st.session_state[key(prefix, "failure")] = str(exc)
 
 
 # ---------------------------------------------------------------- rendering

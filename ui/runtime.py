@@ -9,8 +9,9 @@ from typing import Any
 
 import streamlit as st
 
+from mailbox_core.bootstrap import Services, open_services
+from mailbox_core.checks import MailboxChecker
 from mailbox_core.config import Settings, load_settings
-from mailbox_core.db import init_db, make_engine
 from mailbox_core.service import MailboxService
 
 logging.basicConfig(
@@ -33,13 +34,16 @@ def settings() -> Settings:
 
 
 @st.cache_resource(show_spinner=False)
-def _service_for(config: Settings) -> MailboxService:
-    # One engine and secret box per configuration; cached, never mutated.
-    engine = make_engine(config.database_url)
-    init_db(engine)
-    return MailboxService(engine, config.secret_box())
+def _services_for(config: Settings) -> Services:
+    # One engine, secret box and token cache per configuration; cached, never mutated.
+    return open_services(config)
 
 
 def service() -> MailboxService:
     """The mailbox service for the current configuration (may raise MailboxCoreError)."""
-    return _service_for(settings())
+    return _services_for(settings()).mailboxes
+
+
+def checker() -> MailboxChecker:
+    """The connection tester for the current configuration (may raise MailboxCoreError)."""
+    return _services_for(settings()).checker

@@ -24,7 +24,7 @@ def test_empty_state_invites_the_first_mailbox(app: AppTest) -> None:
     assert [t.value for t in app.title] == ["Mailboxes"]
     assert "No mailboxes yet" in app.info[0].value
     assert not app.dataframe
-    assert [b.label for b in app.button] == ["New Mailbox"]
+    assert [b.label for b in app.button] == ["New Mailbox", "Check all active mailboxes"]
 
 
 @pytest.mark.parametrize("page", PAGES)

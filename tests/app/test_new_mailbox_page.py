@@ -161,19 +161,11 @@ def test_dataframe_has_the_spec_columns_and_nothing_secret(app: AppTest) -> None
     press_ok(app)
     frame = app.dataframe[0].value
     assert list(frame.columns) == [
-        "ID",
-        "Name",
-        "Mailbox Type",
-        "Host",
-        "Port",
-        "Account",
-        "SSL Enabled",
-        "STARTTLS",
-        "Certificate",
-        "Status",
-        "OAuth",
-        "Comments",
-    ]
+        "ID", "Name", "Mailbox Type", "Host", "Port", "Account", "SSL Enabled", "STARTTLS",
+        "Certificate", "Status", "OAuth", "Comments", "Last check", "Result", "Messages",
+        "Failing since",
+    ]  # fmt: skip
+    assert frame.loc[0, "Result"] == "Not checked"
     assert frame.loc[0, "OAuth"] == "Office365"
     assert not [c for c in frame.columns if "secret" in c.lower() or "password" in c.lower()]
 

@@ -1,0 +1,115 @@
+"""Command line: `python -m mailbox_core check --all | --id N [--json]` for cron.
+
+Exit codes: 0 every checked mailbox works, 1 at least one failed, 2 usage or
+configuration error. Settings come from the environment (see README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, TextIO
+
+from mailbox_core.bootstrap import open_services
+from mailbox_core.config import load_settings
+from mailbox_core.errors import MailboxCoreError
+from mailbox_core.probe import ProbeResult
+from mailbox_core.schemas import MailboxPublic
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mailbox_core", description="Mailbox Manager command line."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check", help="test mailbox connections and record health")
+    which = check.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every active mailbox")
+    which.add_argument(
+        "--id", type=int, action="append", dest="ids", metavar="N", help="this mailbox (repeatable)"
+    )
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument("--timeout", type=float, help="seconds per mailbox")
+    check.add_argument("--concurrency", type=int, help="mailboxes checked at once")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+) -> int:
+    """Run the command line; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage error
+        return EXIT_USAGE if exc.code else EXIT_OK
+    logging.basicConfig(level=os.environ.get("MAILBOX_LOG_LEVEL", "WARNING"), stream=err)
+    try:
+        return _check(args, out)
+    except MailboxCoreError as exc:
+        err.write(f"error: {exc}\n")
+        return EXIT_USAGE
+
+
+def _check(args: argparse.Namespace, out: TextIO) -> int:
+    settings = load_settings()
+    checks = settings.checks
+    if args.timeout:
+        checks = replace(checks, timeout=args.timeout)
+    if args.concurrency:
+        checks = replace(checks, concurrency=max(1, args.concurrency))
+    services = open_services(replace(settings, checks=checks))
+    mailboxes = {m.id: m for m in services.mailboxes.list_mailboxes()}
+    ids = None if args.all else list(dict.fromkeys(args.ids))
+    for mailbox_id in ids or []:
+        if mailbox_id not in mailboxes:
+            raise MailboxCoreError(f"There is no mailbox with ID {mailbox_id}.")
+    results = services.checker.check_many(ids)
+    rows = [_row(mailboxes[i], results[i]) for i in sorted(results)]
+    out.write(json.dumps(rows, indent=2) + "\n" if args.json else _table(rows))
+    return EXIT_OK if all(r["ok"] for r in rows) else EXIT_FAILED
+
+
+def _row(mailbox: MailboxPublic, result: ProbeResult) -> dict[str, Any]:
+    failed = result.failed_step
+    return {
+        "id": mailbox.id,
+        "name": mailbox.name,
+        "ok": result.ok,
+        "failed_step": failed.name if failed else None,
+        "message": result.summary,
+        "hint": failed.hint if failed else "",
+        "latency_ms": round(result.elapsed_ms, 1),
+        "message_count": result.message_count,
+        "steps": [
+            {
+                "name": s.name,
+                "status": s.status.value,
+                "elapsed_ms": s.elapsed_ms,
+                "detail": s.detail,
+                "hint": s.hint,
+            }
+            for s in result.steps
+        ],
+    }
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "No active mailboxes to check.\n"
+    lines = [f"{'ID':>4}  {'Result':6}  {'ms':>6}  {'Msgs':>5}  {'Name':24}  Message"]
+    for r in rows:
+        count = "" if r["message_count"] is None else str(r["message_count"])
+        lines.append(
+            f"{r['id']:>4}  {'OK' if r['ok'] else 'FAILED':6}  "
+            f"{r['latency_ms']:>6.0f}  {count:>5}  {r['name'][:24]:24}  {r['message']}"
+        )
+    failed = sum(not r["ok"] for r in rows)
+    lines.append(f"{len(rows)} checked, {len(rows) - failed} OK, {failed} failed.")
+    return "\n".join(lines) + "\n"

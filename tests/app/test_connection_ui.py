@@ -1,0 +1,124 @@
+"""Test connection and Check all in the pages, against the private Dovecot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mailbox_core.bootstrap import open_services
+from mailbox_core.config import load_settings
+from tests.app.conftest import button, fill, open_new_mailbox
+
+pytestmark = [pytest.mark.dovecot]
+
+
+@pytest.fixture
+def dovecot_app(data_dir: Path, dovecot_server: Any, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("MAILBOX_CA_FILE", str(dovecot_server.ca_file))
+    monkeypatch.setenv("MAILBOX_CHECK_TIMEOUT", "3")
+    return AppTest.from_file(
+        str(Path(__file__).parents[2] / "streamlit_app.py"), default_timeout=30
+    )
+
+
+def imap(dovecot_server: Any, name: str, password: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "mailbox_type": "IMAP",
+        "host": "localhost",
+        "ssl_enabled": "Yes",
+        "port": dovecot_server.ports["imaps"],
+        "account": "alice@example.com",
+        "password": password,
+        **extra,
+    }
+
+
+def steps_table(at: AppTest) -> list[str]:
+    tables = [d.value for d in at.dataframe if "Step" in d.value.columns]
+    assert tables, "no step table shown"
+    return [str(step) for step in tables[-1]["Step"]]
+
+
+def test_unsaved_form_test_connection_shows_each_step(
+    dovecot_app: AppTest, dovecot_server: Any, data_dir: Path
+) -> None:
+    dovecot_app.run()
+    open_new_mailbox(dovecot_app)
+    fill(dovecot_app, imap(dovecot_server, "Draft", "alice-Secret-1"))
+    button(dovecot_app, "Test connection").click()
+    dovecot_app.run()
+    assert not dovecot_app.exception
+    assert [t.value for t in dovecot_app.title] == ["New Mailbox"]
+    assert any("Signed in and opened INBOX; 3 messages" in s.value for s in dovecot_app.success)
+    assert steps_table(dovecot_app) == [
+        "✅ DNS",
+        "✅ TCP",
+        "✅ TLS",
+        "✅ Greeting",
+        "✅ Sign-in",
+        "✅ Mailbox",
+    ]
+    assert "alice-Secret-1" not in repr(dovecot_app.session_state["new_mailbox.probe"])
+    assert (
+        not (data_dir / "mailboxes.db").exists()
+        or open_services(load_settings()).mailboxes.count_mailboxes() == 0
+    )
+
+
+def test_unsaved_form_with_wrong_password_shows_the_hint(
+    dovecot_app: AppTest, dovecot_server: Any
+) -> None:
+    dovecot_app.run()
+    open_new_mailbox(dovecot_app)
+    fill(dovecot_app, imap(dovecot_server, "Draft", "wrong-one"))
+    button(dovecot_app, "Test connection").click()
+    dovecot_app.run()
+    message = dovecot_app.error[0].value
+    assert "The server refused the password for alice@example.com" in message
+    assert "Check Account and Password." in message
+    assert steps_table(dovecot_app)[-2:] == ["❌ Sign-in", "⏭️ Mailbox"]
+
+
+def test_check_all_shows_progress_then_health(dovecot_app: AppTest, dovecot_server: Any) -> None:
+    services = open_services(load_settings())
+    services.mailboxes.create_mailbox(imap(dovecot_server, "Works", "alice-Secret-1"))
+    services.mailboxes.create_mailbox(imap(dovecot_server, "Broken", "wrong"))
+    dovecot_app.run()
+    assert list(dovecot_app.dataframe[0].value["Result"]) == ["Not checked", "Not checked"]
+
+    button(dovecot_app, "Check all active mailboxes").click()
+    dovecot_app.run()
+    assert not dovecot_app.exception
+    assert dovecot_app.status[0].label == "Checked 2 active mailboxes: 1 OK, 1 failing."
+    frame = dovecot_app.dataframe[0].value
+    assert list(frame["Result"]) == ["OK", "Failed: Sign-in"]
+    assert list(frame["Messages"].fillna(-1)) == [3, -1]
+    assert frame["Last check"].notna().all()
+    assert frame.loc[1, "Failing since"] is not None
+    metrics = {m.label: m.value for m in dovecot_app.metric}
+    assert metrics == {"Active": "2", "Healthy": "1", "Failing": "1"}
+
+
+def test_selected_row_test_connection_shows_its_steps(
+    dovecot_app: AppTest, dovecot_server: Any
+) -> None:
+    services = open_services(load_settings())
+    services.mailboxes.create_mailbox(imap(dovecot_server, "First", "alice-Secret-1"))
+    services.mailboxes.create_mailbox(imap(dovecot_server, "Second", "wrong"))
+    dovecot_app.run()
+    assert button(dovecot_app, "Test connection").disabled
+    dovecot_app.session_state["mailboxes.table"] = {
+        "selection": {"rows": [1], "columns": [], "cells": []}
+    }
+    dovecot_app.run()
+    assert "Selected: Second" in [c.value for c in dovecot_app.caption]
+    button(dovecot_app, "Test connection").click()
+    dovecot_app.run()
+    assert not dovecot_app.exception
+    assert dovecot_app.error[0].value.startswith("Second (ID 2): The server refused")
+    assert steps_table(dovecot_app)[-2] == "❌ Sign-in"
+    assert list(dovecot_app.dataframe[0].value["Result"]) == ["Not checked", "Failed: Sign-in"]
