@@ -61,9 +61,9 @@ class MailboxChecker:
 
     def check_mailbox(self, mailbox_id: int) -> ProbeResult:
         """Test a saved mailbox and record the result."""
-        mailbox = self.mailboxes.get_mailbox(mailbox_id)
+        [(mailbox, credentials)] = self.mailboxes.mailboxes_for_check([mailbox_id])
         started = datetime.now(UTC)
-        result = self._check(mailbox)
+        result = self._check(mailbox, credentials)
         self.mailboxes.record_checks([_record(mailbox.id, started, result)])
         return result
 
@@ -75,13 +75,12 @@ class MailboxChecker:
         Workers only talk to the network; results are written here, in batches, so the
         database sees a few short transactions instead of one per worker.
         """
-        ids = self.mailboxes.active_mailbox_ids() if mailbox_ids is None else mailbox_ids
-        mailboxes = [self.mailboxes.get_mailbox(i) for i in ids]
+        loaded = self.mailboxes.mailboxes_for_check(mailbox_ids)
         results: dict[int, ProbeResult] = {}
         pending: list[MailboxCheck] = []
-        workers = max(1, min(self.settings.concurrency, len(mailboxes)))
+        workers = max(1, min(self.settings.concurrency, len(loaded)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
-            futures = {pool.submit(self._timed_check, m): m for m in mailboxes}
+            futures = {pool.submit(self._timed_check, m, c): m for m, c in loaded}
             for done, future in enumerate(as_completed(futures), start=1):
                 mailbox = futures[future]
                 started, result = future.result()
@@ -91,21 +90,27 @@ class MailboxChecker:
                     self.mailboxes.record_checks(pending)
                     pending = []
                 if on_progress:
-                    on_progress(done, len(mailboxes), mailbox, result)
+                    on_progress(done, len(loaded), mailbox, result)
         if pending:
             self.mailboxes.record_checks(pending)
         return results
 
     # -- helpers
 
-    def _timed_check(self, mailbox: MailboxPublic) -> tuple[datetime, ProbeResult]:
-        return datetime.now(UTC), self._check(mailbox)
+    def _timed_check(
+        self, mailbox: MailboxPublic, credentials: Credentials | MailboxCoreError
+    ) -> tuple[datetime, ProbeResult]:
+        return datetime.now(UTC), self._check(mailbox, credentials)
 
-    def _check(self, mailbox: MailboxPublic) -> ProbeResult:
-        try:
-            credentials = self.mailboxes.get_credentials(mailbox.id)
-        except MailboxCoreError as exc:
-            return _failed("Sign-in", str(exc), "The secrets of this mailbox cannot be read.")
+    def _check(
+        self, mailbox: MailboxPublic, credentials: Credentials | MailboxCoreError
+    ) -> ProbeResult:
+        if isinstance(credentials, MailboxCoreError):
+            return _failed(
+                "Sign-in",
+                str(credentials),
+                "The secrets of this mailbox cannot be read with the configured keys.",
+            )
         return self._probe(self._target(mailbox, credentials, mailbox_id=mailbox.id))
 
     def _probe(self, target: ProbeTarget) -> ProbeResult:

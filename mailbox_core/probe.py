@@ -10,7 +10,9 @@ with EXAMINE (read-only), POP3 only asks STAT and quits without deleting.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import imaplib
+import itertools
 import poplib
 import socket
 import ssl
@@ -132,6 +134,55 @@ def default_connector(address: tuple[Any, ...], timeout: float) -> socket.socket
     return sock
 
 
+class _Watchdog:
+    """One thread for all probes: calls a probe's abort when its deadline passes.
+
+    A timer thread per probe would mean hundreds of sleeping threads during Check all.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int]] = []
+        self._callbacks: dict[int, Callable[[], None]] = {}
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: float, callback: Callable[[], None]) -> int:
+        with self._cond:
+            ticket = next(self._ids)
+            self._callbacks[ticket] = callback
+            heapq.heappush(self._heap, (deadline, ticket))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="probe-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+            return ticket
+
+    def cancel(self, ticket: int) -> None:
+        with self._cond:
+            self._callbacks.pop(ticket, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                deadline, ticket = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                callback = self._callbacks.pop(ticket, None)
+            if callback is not None:
+                callback()
+
+
+_watchdog = _Watchdog()
+
+
 class Probe:
     """Runs one connection test; create one per check (it holds the live socket)."""
 
@@ -161,13 +212,11 @@ class Probe:
 
     def run(self) -> ProbeResult:
         self.deadline = time.monotonic() + self.timeout
-        watchdog = threading.Timer(self.timeout, self._abort)
-        watchdog.daemon = True
-        watchdog.start()
+        ticket = _watchdog.watch(self.deadline, self._abort)
         try:
             self._run_steps()
         finally:
-            watchdog.cancel()
+            _watchdog.cancel(ticket)
             self._close()
         done = {s.name for s in self.steps}
         skipped = [

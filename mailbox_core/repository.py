@@ -47,10 +47,30 @@ def active_mailbox_ids(session: Session) -> list[int]:
     return [i for i in session.exec(query).all() if i is not None]
 
 
-def add_check(session: Session, *, check: MailboxCheck) -> MailboxHealth:
-    """Store a check and fold it into the mailbox's health row."""
-    session.add(check)
-    health = session.get(MailboxHealth, check.mailbox_id)
+def get_mailboxes(session: Session, *, mailbox_ids: list[int]) -> dict[int, Mailbox]:
+    """Rows by ID in one query (missing IDs are absent)."""
+    rows = session.exec(select(Mailbox).where(col(Mailbox.id).in_(mailbox_ids))).all()
+    return {row.id: row for row in rows if row.id is not None}
+
+
+def add_checks(session: Session, *, checks: list[MailboxCheck]) -> None:
+    """Store checks of existing mailboxes and fold them into the health rows, set-based."""
+    ids = list({c.mailbox_id for c in checks})
+    existing = set(session.exec(select(Mailbox.id).where(col(Mailbox.id).in_(ids))).all())
+    health = {
+        h.mailbox_id: h
+        for h in session.exec(
+            select(MailboxHealth).where(col(MailboxHealth.mailbox_id).in_(ids))
+        ).all()
+    }
+    for check in sorted(checks, key=lambda c: c.started_at):
+        if check.mailbox_id in existing:
+            health[check.mailbox_id] = _fold(health.get(check.mailbox_id), check)
+            session.add(check)
+    session.add_all(health.values())
+
+
+def _fold(health: MailboxHealth | None, check: MailboxCheck) -> MailboxHealth:
     if health is None:
         health = MailboxHealth(
             mailbox_id=check.mailbox_id,
@@ -72,7 +92,6 @@ def add_check(session: Session, *, check: MailboxCheck) -> MailboxHealth:
     else:
         health.consecutive_failures += 1
         health.failing_since = health.failing_since or check.started_at
-    session.add(health)
     return health
 
 

@@ -94,6 +94,30 @@ class MailboxService:
             row = self._row(session, mailbox_id)
             return Credentials(**{field: self._decrypt(row, field) for field in SECRET_FIELDS})
 
+    def mailboxes_for_check(
+        self, mailbox_ids: list[int] | None = None
+    ) -> list[tuple[MailboxPublic, Credentials | SecretDecryptionError]]:
+        """Mailboxes (all active by default) with their decrypted secrets, in one session.
+
+        Check all loads everything up front so its worker threads only touch the network.
+        """
+        with self._session() as session:
+            ids = repository.active_mailbox_ids(session) if mailbox_ids is None else mailbox_ids
+            rows = repository.get_mailboxes(session, mailbox_ids=ids)
+            loaded = []
+            for mailbox_id in ids:
+                row = rows.get(mailbox_id)
+                if row is None:
+                    raise MailboxNotFound(mailbox_id)
+                try:
+                    credentials: Credentials | SecretDecryptionError = Credentials(
+                        **{field: self._decrypt(row, field) for field in SECRET_FIELDS}
+                    )
+                except SecretDecryptionError as exc:
+                    credentials = exc
+                loaded.append((to_public(row), credentials))
+            return loaded
+
     def undecryptable_mailboxes(self) -> list[MailboxPublic]:
         """Mailboxes with a secret that none of the configured keys opens."""
         with self._session() as session:
@@ -114,9 +138,7 @@ class MailboxService:
     def record_checks(self, checks: list[MailboxCheck]) -> None:
         """Store connection-test results and update each mailbox's health, in one go."""
         with self._session() as session:
-            for check in checks:
-                if repository.get_mailbox(session, mailbox_id=check.mailbox_id) is not None:
-                    repository.add_check(session, check=check)
+            repository.add_checks(session, checks=checks)
             session.commit()
 
     def health(self) -> dict[int, HealthPublic]:

@@ -157,3 +157,17 @@ def dovecot_server(oauth_provider: Any) -> Iterator[Any]:
     server = dovecot.start(introspection_url=oauth_provider.introspection_url)
     yield server
     server.stop()
+
+
+def dovecot_imaps(dovecot_server: Any, name: str, password: str, **extra: Any) -> dict[str, Any]:
+    """Form values for an IMAPS mailbox of alice@ on the private Dovecot."""
+    return {
+        "name": name,
+        "mailbox_type": "IMAP",
+        "host": "localhost",
+        "ssl_enabled": "Yes",
+        "port": dovecot_server.ports["imaps"],
+        "account": "alice@example.com",
+        "password": password,
+        **extra,
+    }

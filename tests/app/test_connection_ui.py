@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from mailbox_core.bootstrap import open_services
 from mailbox_core.config import load_settings
 from tests.app.conftest import button, fill, open_new_mailbox
+from tests.conftest import dovecot_imaps
 
 pytestmark = [pytest.mark.dovecot]
 
@@ -24,19 +25,6 @@ def dovecot_app(data_dir: Path, dovecot_server: Any, monkeypatch: pytest.MonkeyP
     )
 
 
-def imap(dovecot_server: Any, name: str, password: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "mailbox_type": "IMAP",
-        "host": "localhost",
-        "ssl_enabled": "Yes",
-        "port": dovecot_server.ports["imaps"],
-        "account": "alice@example.com",
-        "password": password,
-        **extra,
-    }
-
-
 def steps_table(at: AppTest) -> list[str]:
     tables = [d.value for d in at.dataframe if "Step" in d.value.columns]
     assert tables, "no step table shown"
@@ -48,7 +36,7 @@ def test_unsaved_form_test_connection_shows_each_step(
 ) -> None:
     dovecot_app.run()
     open_new_mailbox(dovecot_app)
-    fill(dovecot_app, imap(dovecot_server, "Draft", "alice-Secret-1"))
+    fill(dovecot_app, dovecot_imaps(dovecot_server, "Draft", "alice-Secret-1"))
     button(dovecot_app, "Test connection").click()
     dovecot_app.run()
     assert not dovecot_app.exception
@@ -74,7 +62,7 @@ def test_unsaved_form_with_wrong_password_shows_the_hint(
 ) -> None:
     dovecot_app.run()
     open_new_mailbox(dovecot_app)
-    fill(dovecot_app, imap(dovecot_server, "Draft", "wrong-one"))
+    fill(dovecot_app, dovecot_imaps(dovecot_server, "Draft", "wrong-one"))
     button(dovecot_app, "Test connection").click()
     dovecot_app.run()
     message = dovecot_app.error[0].value
@@ -85,8 +73,8 @@ def test_unsaved_form_with_wrong_password_shows_the_hint(
 
 def test_check_all_shows_progress_then_health(dovecot_app: AppTest, dovecot_server: Any) -> None:
     services = open_services(load_settings())
-    services.mailboxes.create_mailbox(imap(dovecot_server, "Works", "alice-Secret-1"))
-    services.mailboxes.create_mailbox(imap(dovecot_server, "Broken", "wrong"))
+    services.mailboxes.create_mailbox(dovecot_imaps(dovecot_server, "Works", "alice-Secret-1"))
+    services.mailboxes.create_mailbox(dovecot_imaps(dovecot_server, "Broken", "wrong"))
     dovecot_app.run()
     assert list(dovecot_app.dataframe[0].value["Result"]) == ["Not checked", "Not checked"]
 
@@ -107,8 +95,8 @@ def test_selected_row_test_connection_shows_its_steps(
     dovecot_app: AppTest, dovecot_server: Any
 ) -> None:
     services = open_services(load_settings())
-    services.mailboxes.create_mailbox(imap(dovecot_server, "First", "alice-Secret-1"))
-    services.mailboxes.create_mailbox(imap(dovecot_server, "Second", "wrong"))
+    services.mailboxes.create_mailbox(dovecot_imaps(dovecot_server, "First", "alice-Secret-1"))
+    services.mailboxes.create_mailbox(dovecot_imaps(dovecot_server, "Second", "wrong"))
     dovecot_app.run()
     assert button(dovecot_app, "Test connection").disabled
     dovecot_app.session_state["mailboxes.table"] = {

@@ -13,7 +13,7 @@ import pytest
 
 from mailbox_core.bootstrap import open_services
 from mailbox_core.config import load_settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, dovecot_imaps
 
 pytestmark = [pytest.mark.dovecot]
 
@@ -33,18 +33,8 @@ def add(
     env: dict[str, str], dovecot_server: Any, name: str, password: str, status: str = "Active"
 ) -> int:
     services = open_services(load_settings(env))
-    return services.mailboxes.create_mailbox(
-        {
-            "name": name,
-            "mailbox_type": "IMAP",
-            "host": "localhost",
-            "ssl_enabled": "Yes",
-            "port": dovecot_server.ports["imaps"],
-            "account": "alice@example.com",
-            "password": password,
-            "status": status,
-        }
-    ).id
+    values = dovecot_imaps(dovecot_server, name, password, status=status)
+    return services.mailboxes.create_mailbox(values).id
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

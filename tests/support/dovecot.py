@@ -75,6 +75,7 @@ def start(
     introspection_url: str | None = None,
     extra_config: str = "",
     users: dict[str, str] | None = None,
+    tuned: bool = False,
 ) -> Dovecot:
     """Start Dovecot with its own config under a fresh dir; returns when every port greets."""
     workdir = Path(tempfile.mkdtemp(prefix="mm-dovecot-"))
@@ -84,7 +85,7 @@ def start(
     users = users or dict(USERS)
     server = Dovecot(workdir=workdir, ports=ports, ca_file=cert, users=users)
     _write_mail(workdir, users)
-    config = _config(workdir, ports, cert, key, introspection_url, extra_config)
+    config = _config(workdir, ports, cert, key, introspection_url, extra_config, tuned)
     (workdir / "dovecot.conf").write_text(config)
     server.process = subprocess.Popen(
         [DOVECOT, "-F", "-c", str(workdir / "dovecot.conf")],
@@ -134,12 +135,20 @@ def _config(
     key: Path,
     introspection_url: str | None,
     extra: str,
+    tuned: bool = False,
 ) -> str:
     user, uid, gid = _identity()
     root = os.geteuid() == 0
     login_user = "dovenull" if root else user
     internal_user = "dovecot" if root else user
     chroot = "" if root else "chroot ="
+    # For thousands of logins from 127.0.0.1 (bench/check_all.py) the defaults are too low.
+    cores = os.cpu_count() or 1
+    top = "default_process_limit = 1024\ndefault_client_limit = 4096\n" if tuned else ""
+    login = (
+        f"service_count = 0\n  process_min_avail = {cores}\n  client_limit = 4096" if tuned else ""
+    )
+    many = "client_limit = 8192" if tuned else ""
     oauth = ""
     if introspection_url:
         (workdir / "oauth2.conf.ext").write_text(
@@ -175,13 +184,22 @@ mail_location = maildir:{workdir}/mail/%u/Maildir
 mail_max_userip_connections = 1000
 pop3_uidl_format = %08Xu%08Xv
 
+{top}
 service anvil {{
+  {many}
   unix_listener anvil-auth-penalty {{
     mode = 0
   }}
 }}
+service auth {{
+  {many}
+}}
+service imap {{
+  process_limit = 1024
+}}
 service imap-login {{
   {chroot}
+  {login}
   inet_listener imap {{
     port = {ports["imap"]}
   }}
