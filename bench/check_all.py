@@ -28,6 +28,7 @@ import ssl
 import sys
 import tempfile
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -45,45 +46,91 @@ USER, PASSWORD = "alice@example.com", dovecot.USERS["alice@example.com"]
 # ---------------------------------------------------------------- latency proxy
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+class _Side(asyncio.Protocol):
+    """One end of a proxied connection; what it receives reaches the peer ``delay`` later.
 
-    async def pump_in() -> None:
+    Protocols with one ordered flush timer per direction keep the proxy's own CPU low:
+    it shares the machine's cores with the client and Dovecot being measured.
+    """
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Side | None = None
+        self.pending: deque[tuple[float, bytes]] = deque()
+        self.flush_at: asyncio.TimerHandle | None = None
+        self.early: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._send(data)
+
+    def eof_received(self) -> bool:
+        self._send(b"")
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._send(b"")
+
+    def _send(self, data: bytes) -> None:
+        self.pending.append((self.loop.time() + self.delay, data))
+        if self.flush_at is None:
+            self.flush_at = self.loop.call_at(self.pending[0][0], self._flush)
+
+    def _flush(self) -> None:
+        self.flush_at = None
+        now = self.loop.time()
+        while self.pending and self.pending[0][0] <= now:
+            _, data = self.pending.popleft()
+            self.peer_write(data)
+        if self.pending:
+            self.flush_at = self.loop.call_at(self.pending[0][0], self._flush)
+
+    def peer_write(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is None or peer.transport is None:
+            self.early.append(data)
+        elif not data:
+            peer.transport.close()
+        elif not peer.transport.is_closing():
+            peer.transport.write(data)
+
+
+class _Client(_Side):
+    def __init__(self, delay: float, upstream: int) -> None:
+        super().__init__(delay)
+        self.upstream = upstream
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
         try:
-            while data := await reader.read(65536):
-                queue.put_nowait((loop.time() + delay, data))
+            _, server = await self.loop.create_connection(
+                lambda: _Side(self.delay), "127.0.0.1", self.upstream
+            )
         except OSError:
-            pass
-        queue.put_nowait((loop.time() + delay, b""))
-
-    async def pump_out() -> None:
-        while True:
-            due, data = await queue.get()
-            if (wait := due - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            if not data:
-                break
-            try:
-                writer.write(data)
-                await writer.drain()
-            except OSError:
-                break
-        writer.close()
-
-    await asyncio.gather(pump_in(), pump_out())
+            if self.transport:
+                self.transport.close()
+            return
+        assert isinstance(server, _Side)
+        self.peer, server.peer = server, self
+        for side in (self, server):
+            for data in side.early:
+                side.peer_write(data)
+            side.early.clear()
 
 
 async def _proxy(listen_port: int, upstream: int, delay: float) -> None:
-    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        try:
-            up_r, up_w = await asyncio.open_connection("127.0.0.1", upstream)
-        except OSError:
-            client_w.close()
-            return
-        await asyncio.gather(_pipe(client_r, up_w, delay), _pipe(up_r, client_w, delay))
-
-    server = await asyncio.start_server(handle, "127.0.0.1", listen_port, backlog=4096)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: _Client(delay, upstream), "127.0.0.1", listen_port, backlog=4096
+    )
     async with server:
         await server.serve_forever()
 

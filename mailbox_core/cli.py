@@ -1,4 +1,5 @@
-"""Command line: `python -m mailbox_core check --all | --id N [--json]` for cron.
+"""Command line: `python -m mailbox_core check --all | --id N [--json]` for cron, and
+`keys new`, `keys rotate`, `db upgrade` for operators.
 
 Exit codes: 0 every checked mailbox works, 1 at least one failed, 2 usage or
 configuration error. Settings come from the environment (see README).
@@ -17,6 +18,8 @@ from typing import Any, TextIO
 
 from mailbox_core.bootstrap import open_services
 from mailbox_core.config import load_settings
+from mailbox_core.crypto import generate_key
+from mailbox_core.db import current_revision, describe, make_engine, upgrade
 from mailbox_core.errors import MailboxCoreError
 from mailbox_core.probe import ProbeResult
 from mailbox_core.schemas import MailboxPublic
@@ -38,6 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.add_argument("--timeout", type=float, help="seconds per mailbox")
     check.add_argument("--concurrency", type=int, help="mailboxes checked at once")
+    keys = commands.add_parser("keys", help="encryption keys").add_subparsers(
+        dest="action", required=True
+    )
+    keys.add_parser("new", help="print a fresh Fernet key")
+    keys.add_parser("rotate", help="re-encrypt every secret with the first configured key")
+    database = commands.add_parser("db", help="database schema").add_subparsers(
+        dest="action", required=True
+    )
+    database.add_parser("upgrade", help="bring the database to the newest schema")
     return parser
 
 
@@ -51,7 +63,7 @@ def main(
         return EXIT_USAGE if exc.code else EXIT_OK
     logging.basicConfig(level=os.environ.get("MAILBOX_LOG_LEVEL", "WARNING"), stream=err)
     try:
-        return _check(args, out)
+        return COMMANDS[args.command](args, out)
     except MailboxCoreError as exc:
         err.write(f"error: {exc}\n")
         return EXIT_USAGE
@@ -76,6 +88,22 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK if all(r["ok"] for r in rows) else EXIT_FAILED
 
 
+def _keys(args: argparse.Namespace, out: TextIO) -> int:
+    if args.action == "new":
+        out.write(generate_key() + "\n")
+        return EXIT_OK
+    mailboxes, secrets = open_services(load_settings()).mailboxes.rotate_keys()
+    out.write(f"Re-encrypted {secrets} secrets of {mailboxes} mailboxes with the first key.\n")
+    return EXIT_OK
+
+
+def _db(args: argparse.Namespace, out: TextIO) -> int:
+    engine = make_engine(load_settings().database_url)
+    upgrade(engine)
+    out.write(f"Database {describe(engine)} is at revision {current_revision(engine)}.\n")
+    return EXIT_OK
+
+
 def _row(mailbox: MailboxPublic, result: ProbeResult) -> dict[str, Any]:
     failed = result.failed_step
     return {
@@ -98,6 +126,9 @@ def _row(mailbox: MailboxPublic, result: ProbeResult) -> dict[str, Any]:
             for s in result.steps
         ],
     }
+
+
+COMMANDS = {"check": _check, "keys": _keys, "db": _db}
 
 
 def _table(rows: list[dict[str, Any]]) -> str:

@@ -47,6 +47,13 @@ class SecretBox:
         except (InvalidToken, UnicodeError) as exc:
             raise UndecryptableSecret from exc
 
+    def rotate(self, token: str) -> str:
+        """Re-encrypt a token made with any configured key under the first key."""
+        try:
+            return self._fernet.rotate(token.encode("ascii")).decode("ascii")
+        except (InvalidToken, UnicodeError) as exc:
+            raise UndecryptableSecret from exc
+
     def can_decrypt(self, token: str) -> bool:
         """True when one of the configured keys opens ``token``."""
         try:

@@ -1,4 +1,4 @@
-"""Engine creation, SQLite pragmas and schema creation."""
+"""Engine creation, SQLite pragmas and schema migrations (Alembic)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlmodel import SQLModel
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
 from mailbox_core import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from mailbox_core.errors import ConfigurationError, StorageError
@@ -48,14 +50,45 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     cursor.close()
 
 
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
 def init_db(engine: Engine) -> None:
-    """Create missing tables."""
+    """Bring the database to the newest schema (creating it when empty)."""
+    upgrade(engine, "head")
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run Alembic migrations up to ``revision`` in one transaction."""
     try:
-        SQLModel.metadata.create_all(engine)
-    except OperationalError as exc:
+        with engine.begin() as connection:
+            config = _alembic_config(connection)
+            if _created_before_migrations(connection):
+                # Databases made by create_all before migrations existed hold revision 0001.
+                command.stamp(config, "0001")
+            command.upgrade(config, revision)
+    except (OperationalError, ProgrammingError) as exc:
         raise StorageError(
             f"Could not open the database at {describe(engine)}: {_first_line(exc)}"
         ) from exc
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None when it was never migrated)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _created_before_migrations(connection: Connection) -> bool:
+    tables = set(inspect(connection).get_table_names())
+    return "mailbox" in tables and "alembic_version" not in tables
 
 
 def describe(engine: Engine) -> str:

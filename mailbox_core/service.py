@@ -158,6 +158,34 @@ class MailboxService:
             session.commit()
         log.info("Stored the rotated refresh token of mailbox %s", mailbox_id)
 
+    def rotate_keys(self) -> tuple[int, int]:
+        """Re-encrypt every secret with the first key, all or nothing.
+
+        Returns (mailboxes, secrets) re-encrypted. A secret no configured key opens stops
+        the rotation with its mailbox named, and nothing is changed.
+        """
+        mailboxes = secrets = 0
+        with self._session() as session:
+            for row in repository.list_mailboxes(session):
+                changed = False
+                for field in SECRET_FIELDS:
+                    token = getattr(row, f"{field}_encrypted")
+                    if token is None:
+                        continue
+                    try:
+                        setattr(row, f"{field}_encrypted", self._box.rotate(token))
+                    except UndecryptableSecret as exc:
+                        session.rollback()
+                        raise SecretDecryptionError(row.id, row.name, LABELS[field]) from exc
+                    secrets += 1
+                    changed = True
+                if changed:
+                    mailboxes += 1
+                    session.add(row)
+            session.commit()
+        log.info("Re-encrypted %s secrets of %s mailboxes with the first key", secrets, mailboxes)
+        return mailboxes, secrets
+
     # -- helpers
 
     @contextmanager

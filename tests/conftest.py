@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
 from mailbox_core.crypto import SecretBox, generate_key
@@ -106,12 +106,19 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     else:
         need(POSTGRES_URL, "MAILBOX_TEST_POSTGRES_URL is not set (no PostgreSQL to test on)")
         eng = make_engine(str(POSTGRES_URL))
-        SQLModel.metadata.drop_all(eng)
+        reset_database(eng)
     init_db(eng)
     yield eng
     if request.param == "postgresql":
-        SQLModel.metadata.drop_all(eng)
+        reset_database(eng)
     eng.dispose()
+
+
+def reset_database(eng: Engine) -> None:
+    """Drop every table of the schema, Alembic's version table included."""
+    SQLModel.metadata.drop_all(eng)
+    with eng.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
 
 
 @pytest.fixture

@@ -1,0 +1,15 @@
+"""Alembic environment: always run with a connection handed in by mailbox_core.db."""
+
+from alembic import context
+from sqlmodel import SQLModel
+
+from mailbox_core import models  # noqa: F401  (registers the tables)
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=SQLModel.metadata,
+    render_as_batch=True,  # SQLite cannot ALTER most things; batch mode copies the table
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,112 @@
+"""Schema migrations (Alembic) and key rotation, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import Engine, inspect, text
+from sqlmodel import SQLModel
+
+from mailbox_core.crypto import SecretBox, generate_key
+from mailbox_core.db import current_revision, make_engine, upgrade
+from mailbox_core.errors import SecretDecryptionError
+from mailbox_core.service import MailboxService
+from tests.conftest import ROOT, SIGN_IN_PATHS, mailbox_data
+
+
+def rows(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(text("SELECT * FROM mailbox ORDER BY id"))]
+
+
+def test_new_database_is_at_the_newest_revision(engine: Engine) -> None:
+    assert current_revision(engine) is not None
+    assert {"mailbox", "mailbox_check", "mailbox_health"} <= set(inspect(engine).get_table_names())
+
+
+def test_upgrade_is_idempotent_and_keeps_rows(service: MailboxService, engine: Engine) -> None:
+    service.create_mailbox(mailbox_data("gmail"))
+    before = rows(engine)
+    upgrade(engine)
+    upgrade(engine)
+    assert rows(engine) == before
+
+
+def test_database_made_before_migrations_is_adopted(tmp_path: Path, key: str) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    SQLModel.metadata.create_all(engine)  # how the first release created its schema
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO mailbox (name, name_key, mailbox_type, host, port, account, "
+                "ssl_enabled, starttls, allow_self_signed, status, oauth_enabled, created_at, "
+                "updated_at) VALUES ('Old', 'old', 'POP3', 'pop.example.com', 110, 'a@b.co', "
+                "0, 0, 0, 'Active', 0, '2026-01-01', '2026-01-01')"
+            )
+        )
+    upgrade(engine)
+    assert current_revision(engine) is not None
+    assert [r["name"] for r in rows(engine)] == ["Old"]
+
+
+def test_rotation_re_encrypts_so_the_old_key_can_go(engine: Engine, key: str) -> None:
+    old = MailboxService(engine, SecretBox([key]))
+    for path in SIGN_IN_PATHS:
+        old.create_mailbox(mailbox_data(path))
+    new_key = generate_key()
+    rotating = MailboxService(engine, SecretBox([new_key, key]))
+    assert rotating.rotate_keys() == (5, 6)  # 1 + 2 + 1 + 1 + 1 secrets over the paths
+    only_new = MailboxService(engine, SecretBox([new_key]))
+    for mailbox in only_new.list_mailboxes():
+        credentials = only_new.get_credentials(mailbox.id)
+        expected = SIGN_IN_PATHS[
+            next(p for p in SIGN_IN_PATHS if SIGN_IN_PATHS[p]["name"] == mailbox.name)
+        ]
+        assert credentials.password == expected.get("password")
+        assert credentials.refresh_token == expected.get("refresh_token")
+    assert only_new.undecryptable_mailboxes() == []
+
+
+def test_rotation_with_an_undecryptable_row_changes_nothing(engine: Engine, key: str) -> None:
+    MailboxService(engine, SecretBox([key])).create_mailbox(mailbox_data("password"))
+    stranger_key = generate_key()
+    MailboxService(engine, SecretBox([stranger_key])).create_mailbox(
+        mailbox_data("gmail", name="Foreign")
+    )
+    before = rows(engine)
+    with pytest.raises(SecretDecryptionError) as caught:
+        MailboxService(engine, SecretBox([generate_key(), key])).rotate_keys()
+    assert "Foreign" in str(caught.value)
+    assert rows(engine) == before
+
+
+def cli(tmp_path: Path, *args: str, keys: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "MAILBOX_DATA_DIR": str(tmp_path / "data")}
+    if keys:
+        env["MAILBOX_ENCRYPTION_KEYS"] = keys
+    return subprocess.run(
+        [sys.executable, "-m", "mailbox_core", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_keys_and_db_commands(tmp_path: Path) -> None:
+    new = cli(tmp_path, "keys", "new")
+    assert new.returncode == 0
+    Fernet(new.stdout.strip().encode())  # a valid key
+    assert cli(tmp_path, "db", "upgrade").stdout.startswith("Database sqlite:///")
+    first = generate_key()
+    assert cli(tmp_path, "keys", "rotate", keys=first).returncode == 0
+    second = generate_key()
+    done = cli(tmp_path, "keys", "rotate", keys=f"{second},{first}")
+    assert done.returncode == 0
+    assert done.stdout == "Re-encrypted 0 secrets of 0 mailboxes with the first key.\n"
