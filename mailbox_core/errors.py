@@ -8,12 +8,14 @@ catches that one class and shows ``str(exc)``; anything else is a bug.
     ├── StorageError              the database could not be reached or written
     ├── MailboxNotFound           no mailbox with that ID
     ├── ValidationFailed          one or more fields are wrong; carries FieldError items
+    ├── ConcurrentEditError       someone else saved the mailbox since it was loaded
     └── SecretDecryptionError     a stored secret does not open with the configured keys
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 class MailboxCoreError(Exception):
@@ -61,6 +63,19 @@ class ValidationFailed(MailboxCoreError):
         for error in self.errors:
             result.setdefault(error.field, error.message)
         return result
+
+
+class ConcurrentEditError(MailboxCoreError):
+    """The mailbox changed since the editor loaded it; nothing was overwritten."""
+
+    def __init__(self, mailbox_id: int, changed_at: datetime | None) -> None:
+        self.mailbox_id = mailbox_id
+        self.changed_at = changed_at
+        when = f" at {changed_at:%H:%M}" if changed_at else ""
+        super().__init__(
+            f"This mailbox was changed by someone else{when} — reload to see their change. "
+            "Your edit was not saved."
+        )
 
 
 class SecretDecryptionError(MailboxCoreError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailbox_core.schemas import HealthPublic, MailboxPublic, Status
+from mailbox_core.schemas import LABELS, AuditPublic, HealthPublic, MailboxPublic, Status
 
 #: Column order of the Mailboxes table (SPEC §1, then health).
 COLUMNS = (
@@ -66,3 +66,36 @@ def _health_columns(health: HealthPublic | None) -> dict[str, Any]:
         "Messages": health.last_message_count,
         "Failing since": health.failing_since,
     }
+
+
+def audit_rows(events: list[AuditPublic]) -> list[dict[str, Any]]:
+    """The Activity table: one row per event, changes as "Label: old → new"."""
+    return [
+        {
+            "When": e.at,
+            "Who": e.actor,
+            "Action": e.action,
+            "Mailbox": f"{e.mailbox_name} (ID {e.mailbox_id})",
+            "Changes": describe_changes(e.changes),
+        }
+        for e in events
+    ]
+
+
+def describe_changes(changes: dict[str, Any]) -> str:
+    """ "Port: 110 → 995; Password: changed" (secrets are never recorded by value)."""
+    parts = []
+    for field, change in changes.items():
+        label = LABELS.get(field, field)
+        if isinstance(change, list) and len(change) == 2:
+            old, new = (_shown(v) for v in change)
+            parts.append(f"{label}: {new}" if change[0] is None else f"{label}: {old} → {new}")
+        else:
+            parts.append(f"{label}: {change}")
+    return "; ".join(parts)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    return "—" if value in (None, "") else str(value)

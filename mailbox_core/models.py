@@ -1,7 +1,9 @@
 """Table models only. Rows are built from validated Create models, never validated here."""
 
 from datetime import UTC, datetime
+from typing import Any, ClassVar
 
+from sqlalchemy import JSON, Column, Integer
 from sqlmodel import AutoString, Field, SQLModel
 
 from mailbox_core.schemas import AuthMethod, MailboxBase, MailboxType, OAuthProvider, Status
@@ -11,8 +13,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# The version column is shared with the mapper (version_id_col): every UPDATE then says
+# "WHERE version = <the one I read>", and a concurrent save fails instead of overwriting.
+_version = Column("version", Integer, nullable=False, server_default="1", default=1)
+
+
 class Mailbox(MailboxBase, table=True):
     """A registered mailbox. Secrets are stored only as Fernet tokens (``*_encrypted``)."""
+
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": _version}
 
     id: int | None = Field(default=None, primary_key=True)
     # Case-insensitive uniqueness of Name, enforced by the database as the last layer.
@@ -28,6 +37,7 @@ class Mailbox(MailboxBase, table=True):
     refresh_token_encrypted: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    version: int = Field(default=1, sa_column=_version)
 
 
 class MailboxCheck(SQLModel, table=True):
@@ -60,3 +70,17 @@ class MailboxHealth(SQLModel, table=True):
     last_success_at: datetime | None = None
     consecutive_failures: int = 0
     failing_since: datetime | None = None
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who changed which mailbox, when, and how (never a secret value)."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=254)
+    action: str = Field(max_length=20)
+    mailbox_id: int | None = Field(default=None, index=True)
+    mailbox_name: str = Field(max_length=100)
+    changes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, col, func, select
 
-from mailbox_core.models import Mailbox, MailboxCheck, MailboxHealth
+from mailbox_core.models import AuditEvent, Mailbox, MailboxCheck, MailboxHealth
 
 
 def name_key(name: str) -> str:
@@ -107,3 +107,14 @@ def list_checks(session: Session, *, mailbox_id: int, limit: int = 20) -> Sequen
         .limit(limit)
     )
     return session.exec(query).all()
+
+
+def add_audit(session: Session, *, event: AuditEvent) -> None:
+    session.add(event)
+
+
+def list_audit(session: Session, *, mailbox_id: int | None, limit: int) -> Sequence[AuditEvent]:
+    query = select(AuditEvent).order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
+    if mailbox_id is not None:
+        query = query.where(AuditEvent.mailbox_id == mailbox_id)
+    return session.exec(query.limit(limit)).all()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import secrets
 import unicodedata
 from collections.abc import Mapping
 from contextlib import suppress
@@ -544,6 +545,7 @@ class MailboxPublic(MailboxBase):
     """What leaves the core: no secrets, only whether each one is set."""
 
     id: int
+    version: int
     has_password: bool
     has_client_secret: bool
     has_refresh_token: bool
@@ -564,6 +566,32 @@ class HealthPublic(SQLModel):
     last_success_at: datetime | None = None
     consecutive_failures: int = 0
     failing_since: datetime | None = None
+
+
+class AuditPublic(SQLModel):
+    """One audit-trail entry as shown on the Activity page."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    mailbox_id: int | None
+    mailbox_name: str
+    changes: dict[str, Any]
+
+
+# Stands in for "keep the stored secret" while an edit is validated. Random per process,
+# so no typed value can collide with it; it never reaches the database.
+KEEP_STORED = "keep-" + secrets.token_urlsafe(24)
+
+
+def parse_update(raw: Mapping[str, Any], stored: set[str]) -> MailboxCreate:
+    """Validate an edit: a blank secret that is stored counts as present (it is kept)."""
+    values = dict(raw)
+    for field in stored:
+        if _secret_blank_to_none(values.get(field)) is None:
+            values[field] = KEEP_STORED
+    return parse_create(values)
 
 
 # ---------------------------------------------------------------- entry point

@@ -11,29 +11,39 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session
 
 from mailbox_core import repository
 from mailbox_core.crypto import SecretBox, UndecryptableSecret
 from mailbox_core.db import describe
 from mailbox_core.errors import (
+    ConcurrentEditError,
     FieldError,
     MailboxNotFound,
     SecretDecryptionError,
     StorageError,
     ValidationFailed,
 )
-from mailbox_core.models import Mailbox, MailboxCheck
+from mailbox_core.models import AuditEvent, Mailbox, MailboxCheck, utcnow
 from mailbox_core.schemas import (
+    KEEP_STORED,
     LABELS,
     SECRET_FIELDS,
+    AuditPublic,
     HealthPublic,
     MailboxCreate,
     MailboxPublic,
+    Status,
     parse_create,
+    parse_update,
 )
 
 log = logging.getLogger(__name__)
+
+SYSTEM_ACTOR = "system"
+#: Settings people edit, i.e. everything of the form except the secrets.
+SETTING_FIELDS = [f for f in LABELS if f not in SECRET_FIELDS]
 
 
 @dataclass(frozen=True, repr=False)
@@ -55,7 +65,9 @@ class MailboxService:
         self._engine = engine
         self._box = box
 
-    def create_mailbox(self, data: Mapping[str, Any] | MailboxCreate) -> MailboxPublic:
+    def create_mailbox(
+        self, data: Mapping[str, Any] | MailboxCreate, *, actor: str = SYSTEM_ACTOR
+    ) -> MailboxPublic:
         """Validate, encrypt the secrets and save a new mailbox; returns it with its ID."""
         create = data if isinstance(data, MailboxCreate) else parse_create(data)
         with self._session() as session:
@@ -67,11 +79,99 @@ class MailboxService:
             )
             try:
                 row = repository.add_mailbox(session, mailbox=row)
+                changes: dict[str, Any] = {
+                    f: [None, _plain(getattr(row, f))]
+                    for f in SETTING_FIELDS
+                    if getattr(row, f) not in (None, "")
+                }
+                changes.update({f: "set" for f in SECRET_FIELDS if getattr(create, f)})
+                repository.add_audit(session, event=_event("created", row, actor, changes))
                 session.commit()
             except IntegrityError as exc:  # a concurrent save took the name first
                 raise _duplicate(create.name) from exc
             log.info("Created mailbox %s (ID %s)", row.name, row.id)
             return to_public(row)
+
+    def update_mailbox(
+        self,
+        mailbox_id: int,
+        data: Mapping[str, Any],
+        *,
+        expected_version: int,
+        clear: frozenset[str] | set[str] = frozenset(),
+        actor: str = SYSTEM_ACTOR,
+    ) -> MailboxPublic:
+        """Save an edit made on version ``expected_version``; refuse if it moved on.
+
+        A blank secret keeps the stored one, a typed one replaces it, a field in ``clear``
+        removes it; secrets of fields that no longer apply are removed.
+        """
+        with self._session() as session:
+            row = self._row(session, mailbox_id)
+            if row.version != expected_version:
+                raise ConcurrentEditError(mailbox_id, row.updated_at)
+            stored = {f for f in SECRET_FIELDS if getattr(row, f"{f}_encrypted")} - set(clear)
+            update = parse_update(data, stored)
+            if repository.name_taken(session, name=update.name, exclude_id=mailbox_id):
+                raise _duplicate(update.name)
+            changes = self._apply(row, update)
+            if not changes:
+                return to_public(row)
+            row.updated_at = utcnow()
+            session.add(row)
+            repository.add_audit(session, event=_event("updated", row, actor, changes))
+            try:
+                session.commit()
+            except StaleDataError as exc:
+                raise ConcurrentEditError(mailbox_id, None) from exc
+            except IntegrityError as exc:
+                raise _duplicate(update.name) from exc
+            return to_public(row)
+
+    def delete_mailboxes(self, mailbox_ids: list[int], *, actor: str = SYSTEM_ACTOR) -> int:
+        """Delete mailboxes (their checks and health go with them); returns how many."""
+        with self._session() as session:
+            rows = repository.get_mailboxes(session, mailbox_ids=mailbox_ids)
+            for row in rows.values():
+                snapshot = {f: [_plain(getattr(row, f)), None] for f in SETTING_FIELDS}
+                repository.add_audit(session, event=_event("deleted", row, actor, snapshot))
+                session.delete(row)
+            session.commit()
+            return len(rows)
+
+    def set_status(
+        self, mailbox_ids: list[int], status: Status, *, actor: str = SYSTEM_ACTOR
+    ) -> int:
+        """Activate or deactivate mailboxes; returns how many changed."""
+        action = "activated" if status is Status.ACTIVE else "deactivated"
+        with self._session() as session:
+            changed = 0
+            for row in repository.get_mailboxes(session, mailbox_ids=mailbox_ids).values():
+                if row.status == status:
+                    continue
+                changes = {"status": [_plain(row.status), status.value]}
+                row.status, row.updated_at = status, utcnow()
+                session.add(row)
+                repository.add_audit(session, event=_event(action, row, actor, changes))
+                changed += 1
+            session.commit()
+            return changed
+
+    def copy_name(self, mailbox_id: int) -> str:
+        """A free name for a duplicate: "X (copy)", "X (copy 2)", …"""
+        with self._session() as session:
+            name = self._row(session, mailbox_id).name
+            candidate, number = f"{name} (copy)", 1
+            while repository.name_taken(session, name=candidate):
+                number += 1
+                candidate = f"{name} (copy {number})"
+            return candidate[:100]
+
+    def list_audit(self, mailbox_id: int | None = None, limit: int = 500) -> list[AuditPublic]:
+        """Audit events, newest first, optionally for one mailbox."""
+        with self._session() as session:
+            events = repository.list_audit(session, mailbox_id=mailbox_id, limit=limit)
+            return [AuditPublic.model_validate(e) for e in events]
 
     def list_mailboxes(self) -> list[MailboxPublic]:
         """Every mailbox, oldest first."""
@@ -188,6 +288,27 @@ class MailboxService:
 
     # -- helpers
 
+    def _apply(self, row: Mailbox, update: MailboxCreate) -> dict[str, Any]:
+        """Copy an edit onto the row; returns the audit changes (secrets never by value)."""
+        changes: dict[str, Any] = {}
+        for field in SETTING_FIELDS:
+            old, new = _plain(getattr(row, field)), _plain(getattr(update, field))
+            if old != new:
+                changes[field] = [old, new]
+                setattr(row, field, getattr(update, field))
+        row.name_key = repository.name_key(update.name)
+        for field in SECRET_FIELDS:
+            secret: SecretStr | None = getattr(update, field)
+            column = f"{field}_encrypted"
+            if secret is None:
+                if getattr(row, column) is not None:
+                    setattr(row, column, None)
+                    changes[field] = "cleared"
+            elif secret.get_secret_value() != KEEP_STORED:
+                setattr(row, column, self._box.encrypt(secret.get_secret_value()))
+                changes[field] = "changed"
+        return changes
+
     @contextmanager
     def _session(self) -> Iterator[Session]:
         try:
@@ -249,3 +370,14 @@ def _duplicate(name: str) -> ValidationFailed:
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly form of a setting for the audit trail."""
+    return value.value if hasattr(value, "value") else value
+
+
+def _event(action: str, row: Mailbox, actor: str, changes: dict[str, Any]) -> AuditEvent:
+    return AuditEvent(
+        actor=actor[:254], action=action, mailbox_id=row.id, mailbox_name=row.name, changes=changes
+    )

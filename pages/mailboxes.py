@@ -5,11 +5,9 @@ import streamlit as st
 
 from mailbox_core.errors import MailboxCoreError
 from mailbox_core.listing import COLUMNS, health_summary, mailbox_rows
-from ui import checks, runtime
+from ui import bulk, checks, runtime
 from ui.navigation import NEW_MAILBOX_PAGE, pop_flash
 from ui.results import show_probe
-
-TABLE_KEY = "mailboxes.table"
 
 st.title("Mailboxes")
 if message := pop_flash():
@@ -65,7 +63,7 @@ frame = pd.DataFrame(mailbox_rows(mailboxes, health), columns=list(COLUMNS))
 # The frame holds display columns only: a hidden column would still reach the browser.
 event = st.dataframe(
     frame,
-    key=TABLE_KEY,
+    key=bulk.TABLE_KEY,
     on_select="rerun",
     selection_mode="multi-row",
     hide_index=True,
@@ -79,19 +77,17 @@ event = st.dataframe(
         "Messages": st.column_config.NumberColumn("Messages", format="%d"),
     },
 )
-selected = [int(frame.iloc[row]["ID"]) for row in event.selection.rows]
-names = ", ".join(str(frame.iloc[row]["Name"]) for row in event.selection.rows)
-st.caption(f"Selected: {names}" if selected else "Select rows to test their connection.")
-if st.button("Test connection", disabled=not selected, icon=":material/cable:"):
+by_id = {m.id: m for m in mailboxes}
+selected = [by_id[int(frame.iloc[row]["ID"])] for row in event.selection.rows if row < len(frame)]
+if bulk.action_bar(service, selected):
     try:
         with st.spinner("Testing…"):
-            checks.test_selected(checker, selected)
+            checks.test_selected(checker, [m.id for m in selected])
     except MailboxCoreError as exc:
         st.error(str(exc))
     else:
         st.rerun()
 
-by_id = {m.id: m for m in mailboxes}
 for mailbox_id, result in checks.stored_results().items():
     if mailbox_id in by_id:
         show_probe(result, f"{by_id[mailbox_id].name} (ID {mailbox_id})")

@@ -8,6 +8,7 @@ seeded into session state once. Which fields show comes from the core's
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
 import streamlit as st
@@ -18,12 +19,14 @@ from mailbox_core.schemas import (
     LABELS,
     SECRET_FIELDS,
     AuthMethod,
+    MailboxPublic,
     MailboxType,
     OAuthProvider,
     Status,
     default_port,
     needs_password,
     parse_host,
+    required_fields,
     visible_fields,
 )
 from mailbox_core.service import MailboxService
@@ -63,6 +66,40 @@ def init_state(prefix: str) -> None:
     for field, value in DEFAULTS.items():
         st.session_state.setdefault(key(prefix, field), value)
     st.session_state.setdefault(key(prefix, "port_typed"), False)
+
+
+def form_values(mailbox: MailboxPublic) -> dict[str, Any]:
+    """A saved mailbox as widget values (no secrets: they are write-only)."""
+    values: dict[str, Any] = {}
+    for field in LABELS:
+        if field in SECRET_FIELDS:
+            continue
+        value = getattr(mailbox, field)
+        if isinstance(value, bool) and field != "allow_self_signed":
+            value = "Yes" if value else "No"
+        elif isinstance(value, StrEnum):
+            value = value.value
+        values[field] = value if value is not None else DEFAULTS.get(field, "")
+    return values
+
+
+def seed(prefix: str, values: dict[str, Any], stored: dict[str, bool] | None = None) -> None:
+    """Fill the form with saved values; a non-standard port counts as typed."""
+    clear_form(prefix)
+    for field, value in values.items():
+        st.session_state[key(prefix, field)] = value
+    standard = default_port(values["mailbox_type"], values["ssl_enabled"] == "Yes")
+    st.session_state[key(prefix, "port_typed")] = values["port"] != standard
+    if stored is not None:
+        st.session_state[key(prefix, "stored")] = stored
+
+
+def cleared_secrets(prefix: str) -> set[str]:
+    """Stored secrets the user asked to remove (only where the field is shown)."""
+    visible = set(visible_fields(current_values(prefix)))
+    return {
+        f for f in SECRET_FIELDS if f in visible and st.session_state.get(key(prefix, f"clear.{f}"))
+    }
 
 
 def current_values(prefix: str) -> dict[str, Any]:
@@ -135,6 +172,34 @@ def submit_create(prefix: str, service: MailboxService, on_saved: Callable[[str]
     on_saved(f"Mailbox “{created.name}” saved with ID {created.id}.")
 
 
+def submit_update(
+    prefix: str,
+    service: MailboxService,
+    mailbox_id: int,
+    actor: str,
+    on_saved: Callable[[str], None],
+) -> None:
+    """Save on the Edit page; blank secrets keep the stored ones."""
+    st.session_state.pop(key(prefix, "errors"), None)
+    st.session_state.pop(key(prefix, "failure"), None)
+    try:
+        saved = service.update_mailbox(
+            mailbox_id,
+            submitted_values(prefix),
+            expected_version=st.session_state[key(prefix, "version")],
+            clear=cleared_secrets(prefix),
+            actor=actor,
+        )
+    except ValidationFailed as exc:
+        st.session_state[key(prefix, "errors")] = exc.by_field()
+        return
+    except MailboxCoreError as exc:
+        st.session_state[key(prefix, "failure")] = str(exc)
+        return
+    clear_form(prefix)
+    on_saved(f"Mailbox “{saved.name}” (ID {saved.id}) saved.")
+
+
 def submit_test(prefix: str, checker: MailboxChecker) -> None:
     """Test connection on the unsaved values; the result (no secrets) is kept to show."""
     st.session_state.pop(key(prefix, "errors"), None)
@@ -191,13 +256,23 @@ def _text(field: str, **options: Any) -> Callable[[str, dict[str, Any]], None]:
 
 def _secret(field: str, help_text: str) -> Callable[[str, dict[str, Any]], None]:
     def widget(prefix: str, values: dict[str, Any]) -> None:
+        stored: dict[str, bool] | None = st.session_state.get(key(prefix, "stored"))
         st.text_input(
             LABELS[field],
             key=key(prefix, field),
             type="password",
             autocomplete="new-password",
             help=help_text,
+            placeholder="set — leave blank to keep" if stored and stored.get(field) else "",
         )
+        if stored is None:
+            return
+        if not stored.get(field):
+            st.caption(f"{LABELS[field]}: not set")
+            return
+        st.caption(f"{LABELS[field]}: set (never shown). Type a new value to replace it.")
+        if field not in required_fields(values):
+            st.checkbox(f"Clear the stored {LABELS[field]}", key=key(prefix, f"clear.{field}"))
 
     return widget
 

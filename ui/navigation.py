@@ -4,6 +4,8 @@ import streamlit as st
 
 MAILBOXES_PAGE = "pages/mailboxes.py"
 NEW_MAILBOX_PAGE = "pages/new_mailbox.py"
+EDIT_MAILBOX_PAGE = "pages/edit_mailbox.py"
+ACTIVITY_PAGE = "pages/activity.py"
 FLASH_KEY = "mailboxes.flash"
 
 
@@ -14,4 +16,4 @@ def flash(message: str) -> None:
 
 def pop_flash() -> str | None:
     message: str | None = st.session_state.pop(FLASH_KEY, None)
-    return message
+    return message or None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 from collections.abc import Mapping
@@ -26,6 +27,16 @@ def _secrets_table() -> Mapping[str, Any]:
     except (FileNotFoundError, st.errors.StreamlitSecretNotFoundError):
         return {}
     return dict(table) if table else {}
+
+
+def actor() -> str:
+    """Who is acting: the signed-in user's email, else the local OS user."""
+    try:
+        if st.user.is_logged_in and st.user.email:
+            return str(st.user.email)
+    except (AttributeError, KeyError, st.errors.StreamlitAPIException):
+        pass
+    return getpass.getuser()
 
 
 def settings() -> Settings:

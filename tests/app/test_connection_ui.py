@@ -103,7 +103,7 @@ def test_selected_row_test_connection_shows_its_steps(
         "selection": {"rows": [1], "columns": [], "cells": []}
     }
     dovecot_app.run()
-    assert "Selected: Second" in [c.value for c in dovecot_app.caption]
+    assert "Selected: “Second”" in [c.value for c in dovecot_app.caption]
     button(dovecot_app, "Test connection").click()
     dovecot_app.run()
     assert not dovecot_app.exception

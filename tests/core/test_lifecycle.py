@@ -1,0 +1,183 @@
+"""Edit, delete, status, audit trail and safe concurrent edits, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from mailbox_core.crypto import SecretBox
+from mailbox_core.db import current_revision, make_engine, upgrade
+from mailbox_core.errors import ConcurrentEditError, ValidationFailed
+from mailbox_core.schemas import SECRET_FIELDS, Status
+from mailbox_core.service import MailboxService
+from tests.conftest import SIGN_IN_PATHS, mailbox_data
+
+
+def edit(service: MailboxService, mailbox_id: int, **changes: Any) -> dict[str, Any]:
+    """Form values as the Edit page submits them: settings, secrets blank."""
+    current = service.get_mailbox(mailbox_id)
+    values = current.model_dump(
+        exclude={
+            "id",
+            "version",
+            "created_at",
+            "updated_at",
+            "has_password",
+            "has_client_secret",
+            "has_refresh_token",
+        }
+    )
+    return {**values, **{f: "" for f in SECRET_FIELDS}, **changes}
+
+
+def audit_text(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return json.dumps(
+            [list(map(str, r)) for r in conn.execute(text("SELECT * FROM audit_event"))]
+        )
+
+
+def test_edit_with_blank_password_keeps_it(service: MailboxService) -> None:
+    mailbox = service.create_mailbox(mailbox_data("password"))
+    saved = service.update_mailbox(
+        mailbox.id,
+        edit(service, mailbox.id, port=995, ssl_enabled=True),
+        expected_version=mailbox.version,
+        actor="ann",
+    )
+    assert (saved.port, saved.ssl_enabled, saved.version) == (995, True, mailbox.version + 1)
+    assert service.get_credentials(mailbox.id).password == SIGN_IN_PATHS["password"]["password"]
+
+
+def test_typed_secret_replaces_and_is_audited_as_changed(
+    service: MailboxService, engine: Engine
+) -> None:
+    mailbox = service.create_mailbox(mailbox_data("gmail"))
+    service.update_mailbox(
+        mailbox.id,
+        edit(service, mailbox.id, refresh_token="1//new-Tok"),
+        expected_version=mailbox.version,
+        actor="ann",
+    )
+    assert service.get_credentials(mailbox.id).refresh_token == "1//new-Tok"
+    event = service.list_audit(mailbox.id)[0]
+    assert (event.action, event.actor, event.changes) == (
+        "updated",
+        "ann",
+        {"refresh_token": "changed"},
+    )
+
+
+def test_optional_secret_can_be_cleared_but_a_required_one_cannot(service: MailboxService) -> None:
+    gmail = service.create_mailbox(mailbox_data("gmail", password="optional-pw"))
+    service.update_mailbox(
+        gmail.id, edit(service, gmail.id), clear={"password"}, expected_version=gmail.version
+    )
+    assert service.get_mailbox(gmail.id).has_password is False
+    pop = service.create_mailbox(mailbox_data("password"))
+    with pytest.raises(ValidationFailed) as caught:
+        service.update_mailbox(
+            pop.id, edit(service, pop.id), clear={"password"}, expected_version=pop.version
+        )
+    assert caught.value.by_field() == {"password": "is required"}
+    assert service.get_mailbox(pop.id).has_password is True
+
+
+def test_switching_a_saved_gmail_mailbox_to_pop3_removes_its_oauth_secrets(
+    service: MailboxService,
+) -> None:
+    mailbox = service.create_mailbox(mailbox_data("gmail"))
+    saved = service.update_mailbox(
+        mailbox.id,
+        edit(service, mailbox.id, mailbox_type="POP3", port=995, password="pop-pw"),
+        expected_version=mailbox.version,
+    )
+    assert (
+        saved.oauth_enabled,
+        saved.client_id,
+        saved.has_client_secret,
+        saved.has_refresh_token,
+    ) == (False, None, False, False)
+    changes = service.list_audit(mailbox.id)[0].changes
+    assert changes["client_secret"] == "cleared"
+    assert changes["refresh_token"] == "cleared"
+    assert changes["password"] == "changed"
+
+
+def test_second_save_of_the_same_version_is_refused(service: MailboxService) -> None:
+    mailbox = service.create_mailbox(mailbox_data("password"))
+    first = edit(service, mailbox.id, port=1110)
+    second = edit(service, mailbox.id, host="other.example.com")
+    service.update_mailbox(mailbox.id, first, expected_version=mailbox.version)
+    with pytest.raises(ConcurrentEditError) as caught:
+        service.update_mailbox(mailbox.id, second, expected_version=mailbox.version)
+    assert str(caught.value).startswith("This mailbox was changed by someone else at ")
+    assert "reload to see their change" in str(caught.value)
+    kept = service.get_mailbox(mailbox.id)
+    assert (kept.port, kept.host) == (1110, "pop.example.com")
+
+
+def test_rename_to_an_existing_name_is_refused(service: MailboxService) -> None:
+    service.create_mailbox(mailbox_data("password", name="Sales"))
+    other = service.create_mailbox(mailbox_data("password", name="Support"))
+    with pytest.raises(ValidationFailed) as caught:
+        service.update_mailbox(
+            other.id, edit(service, other.id, name="SALES"), expected_version=other.version
+        )
+    assert "already exists" in caught.value.by_field()["name"]
+
+
+def test_status_delete_and_audit_trail(service: MailboxService, engine: Engine) -> None:
+    ids = [service.create_mailbox(mailbox_data(p), actor="ann").id for p in SIGN_IN_PATHS]
+    assert service.set_status(ids[:2], Status.NOT_ACTIVE, actor="bob") == 2
+    assert service.set_status(ids[:2], Status.NOT_ACTIVE, actor="bob") == 0
+    assert service.delete_mailboxes(ids[2:4], actor="cy") == 2
+    assert service.count_mailboxes() == 3
+    actions = [(e.action, e.actor) for e in service.list_audit()]
+    assert actions[:4] == [("deleted", "cy")] * 2 + [("deactivated", "bob")] * 2
+    assert actions.count(("created", "ann")) == 5
+    deactivated = service.list_audit(ids[0])[0]
+    assert deactivated.changes == {"status": ["Active", "Not Active"]}
+    stored = audit_text(engine)
+    for values in SIGN_IN_PATHS.values():
+        for field in SECRET_FIELDS:
+            if field in values:
+                assert values[field] not in stored
+
+
+def test_copy_name_is_unique(service: MailboxService) -> None:
+    mailbox = service.create_mailbox(mailbox_data("password", name="Desk"))
+    assert service.copy_name(mailbox.id) == "Desk (copy)"
+    service.create_mailbox(mailbox_data("password", name="Desk (copy)"))
+    assert service.copy_name(mailbox.id) == "Desk (copy 2)"
+
+
+def test_upgrade_from_the_first_revision_keeps_rows_and_secrets(tmp_path: Path, key: str) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0001")
+    box = SecretBox([key])
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO mailbox (name, name_key, mailbox_type, host, port, account, "
+                "ssl_enabled, starttls, allow_self_signed, status, oauth_enabled, "
+                "password_encrypted, created_at, updated_at) VALUES ('Old', 'old', 'POP3', "
+                "'pop.example.com', 110, 'a@b.co', 0, 0, 0, 'Active', 0, :token, "
+                "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            ),
+            {"token": box.encrypt("old-pw")},
+        )
+    upgrade(engine)
+    assert current_revision(engine) == "0002"
+    service = MailboxService(engine, box)
+    [mailbox] = service.list_mailboxes()
+    assert (mailbox.name, mailbox.version) == ("Old", 1)
+    assert service.get_credentials(mailbox.id).password == "old-pw"
+    saved = service.update_mailbox(
+        mailbox.id, edit(service, mailbox.id, port=995), expected_version=1
+    )
+    assert saved.version == 2

@@ -1,0 +1,67 @@
+"""Actions on the rows selected in the Mailboxes table."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from mailbox_core.schemas import MailboxPublic, Status
+from mailbox_core.service import MailboxService
+from ui import runtime
+from ui.navigation import EDIT_MAILBOX_PAGE, flash
+
+TABLE_KEY = "mailboxes.table"
+CONFIRM_KEY = "mailboxes.confirm_delete"
+
+
+def _forget_selection() -> None:
+    # Row positions change after a bulk action: never let a stale selection act again.
+    st.session_state.pop(TABLE_KEY, None)
+    st.session_state.pop(CONFIRM_KEY, None)
+
+
+def _set_status(service: MailboxService, ids: list[int], status: Status) -> None:
+    changed = service.set_status(ids, status, actor=runtime.actor())
+    flash(f"{changed} mailbox{'es' if changed != 1 else ''} set to {status.value}.")
+    _forget_selection()
+
+
+def _delete(service: MailboxService, ids: list[int]) -> None:
+    deleted = service.delete_mailboxes(ids, actor=runtime.actor())
+    flash(f"Deleted {deleted} mailbox{'es' if deleted != 1 else ''}.")
+    _forget_selection()
+
+
+def action_bar(service: MailboxService, selected: list[MailboxPublic]) -> bool:
+    """Buttons for the selection; returns True when Test connection was pressed."""
+    ids = [m.id for m in selected]
+    names = ", ".join(f"“{m.name}”" for m in selected)
+    st.caption(
+        f"Selected: {names}"
+        if selected
+        else "Select rows to edit, test, activate, deactivate or delete them."
+    )
+    edit, test, activate, deactivate, delete, _ = st.columns([1, 2, 1, 1, 1, 2])
+    if edit.button("Edit", disabled=len(selected) != 1, icon=":material/edit:"):
+        st.switch_page(EDIT_MAILBOX_PAGE, query_params={"id": str(ids[0])})
+    pressed_test = test.button("Test connection", disabled=not selected, icon=":material/cable:")
+    activate.button(
+        "Activate", disabled=not selected, on_click=_set_status, args=(service, ids, Status.ACTIVE)
+    )
+    deactivate.button(
+        "Deactivate",
+        disabled=not selected,
+        on_click=_set_status,
+        args=(service, ids, Status.NOT_ACTIVE),
+    )
+    if delete.button("Delete", disabled=not selected, icon=":material/delete:"):
+        st.session_state[CONFIRM_KEY] = ids
+    if selected and st.session_state.get(CONFIRM_KEY) == ids:
+        st.warning(
+            f"Delete {len(ids)} mailbox{'es' if len(ids) != 1 else ''}: {names}? "
+            "Their settings, secrets and health history are removed; the Activity "
+            "page keeps a record."
+        )
+        yes, no, _ = st.columns([1, 1, 4])
+        yes.button(f"Yes, delete {len(ids)}", type="primary", on_click=_delete, args=(service, ids))
+        no.button("Keep them", on_click=lambda: st.session_state.pop(CONFIRM_KEY, None))
+    return pressed_test
