@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, inspect, text
-from sqlmodel import SQLModel
 
 from mailbox_core.crypto import SecretBox, generate_key
 from mailbox_core.db import current_revision, make_engine, upgrade
@@ -39,7 +38,11 @@ def test_upgrade_is_idempotent_and_keeps_rows(service: MailboxService, engine: E
 
 def test_database_made_before_migrations_is_adopted(tmp_path: Path, key: str) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    SQLModel.metadata.create_all(engine)  # how the first release created its schema
+    # The first release ran create_all, which made exactly revision 0001's tables and
+    # no alembic_version table.
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
     with engine.begin() as conn:
         conn.execute(
             text(
