@@ -1,0 +1,190 @@
+"""Edit, delete, activate/deactivate, duplicate, bulk actions and Activity, through AppTest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mailbox_core.bootstrap import Services, open_services
+from mailbox_core.config import load_settings
+from mailbox_core.schemas import Status
+from tests.app.conftest import ENTRYPOINT, button, set_field, widget
+from tests.conftest import SIGN_IN_PATHS, mailbox_data
+
+EDIT = "pages/edit_mailbox.py"
+
+
+@pytest.fixture
+def services(data_dir: Path) -> Services:
+    return open_services(load_settings())
+
+
+def select(at: AppTest, *rows: int) -> None:
+    at.session_state["mailboxes.table"] = {
+        "selection": {"rows": list(rows), "columns": [], "cells": []}
+    }
+    at.run()
+
+
+def open_edit(mailbox_id: int) -> AppTest:
+    at = AppTest.from_file(ENTRYPOINT, default_timeout=30).run()
+    at.switch_page(EDIT)
+    at.query_params["id"] = str(mailbox_id)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def titles(at: AppTest) -> list[str]:
+    return [t.value for t in at.title]
+
+
+def test_edit_from_the_list_keeps_a_blank_password(app: AppTest, services: Services) -> None:
+    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"))
+    app.run()
+    select(app, 0)
+    button(app, "Edit").click()
+    app.run()
+    assert titles(app) == ["Edit Mailbox: Support POP3"]
+    assert app.query_params["id"] == str(mailbox.id)
+    assert widget(app, "Password").value == ""
+    assert "Password: set (never shown). Type a new value to replace it." in [
+        c.value for c in app.caption
+    ]
+    assert widget(app, "Host").value == "pop.example.com"
+    set_field(app, "port", 1995)
+    button(app, "Save").click()
+    app.run()
+    assert titles(app) == ["Mailboxes"]
+    assert app.success[0].value == f"Mailbox “Support POP3” (ID {mailbox.id}) saved."
+    assert app.dataframe[0].value.loc[0, "Port"] == 1995
+    assert (
+        services.mailboxes.get_credentials(mailbox.id).password
+        == SIGN_IN_PATHS["password"]["password"]
+    )
+    assert "pop-password" not in repr(app.session_state.to_dict())
+
+
+def test_edit_page_shows_every_problem_and_saves_nothing(services: Services) -> None:
+    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"))
+    at = open_edit(mailbox.id)
+    set_field(at, "host", "bad host")
+    button(at, "Save").click()
+    at.run()
+    assert any(e.value.startswith("Host:") for e in at.error)
+    assert services.mailboxes.get_mailbox(mailbox.id).host == "pop.example.com"
+
+
+def test_second_editor_is_refused_and_the_first_save_stays(services: Services) -> None:
+    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"))
+    first, second = open_edit(mailbox.id), open_edit(mailbox.id)
+    set_field(first, "port", 1110)
+    button(first, "Save").click()
+    first.run()
+    set_field(second, "host", "other.example.com")
+    button(second, "Save").click()
+    second.run()
+    message = second.error[0].value
+    assert message.startswith("This mailbox was changed by someone else at ")
+    assert "reload to see their change" in message
+    kept = services.mailboxes.get_mailbox(mailbox.id)
+    assert (kept.port, kept.host) == (1110, "pop.example.com")
+    button(second, "Reload (discard my changes)").click()
+    second.run()
+    assert widget(second, "Port").value == 1110
+
+
+def test_delete_asks_first_naming_the_mailbox(services: Services) -> None:
+    mailbox = services.mailboxes.create_mailbox(mailbox_data("gmail"))
+    at = open_edit(mailbox.id)
+    button(at, "Delete").click()
+    at.run()
+    assert "Delete mailbox “Gmail helpdesk”" in at.warning[-1].value
+    assert services.mailboxes.count_mailboxes() == 1
+    button(at, "Yes, delete").click()
+    at.run()
+    assert titles(at) == ["Mailboxes"]
+    assert at.success[0].value == "Mailbox “Gmail helpdesk” deleted."
+    assert services.mailboxes.count_mailboxes() == 0
+
+
+def test_duplicate_opens_new_mailbox_prefilled_without_secrets(services: Services) -> None:
+    mailbox = services.mailboxes.create_mailbox(mailbox_data("office365_secret"))
+    at = open_edit(mailbox.id)
+    button(at, "Duplicate").click()
+    at.run()
+    assert titles(at) == ["New Mailbox"]
+    # AppTest keeps re-running a page picked with at.switch_page() even after the script
+    # switched pages itself (a browser follows the switch): follow it by hand.
+    at.switch_page("pages/new_mailbox.py")
+    assert widget(at, "Name").value == "O365 app-only (copy)"
+    assert widget(at, "Tenant ID").value == SIGN_IN_PATHS["office365_secret"]["tenant_id"]
+    assert widget(at, "Client Secret").value == ""
+    set_field(at, "client_secret", "another-secret")
+    button(at, "OK").click()
+    at.run()
+    assert titles(at) == ["Mailboxes"]
+    assert services.mailboxes.count_mailboxes() == 2
+
+
+def test_deactivate_from_the_list(app: AppTest, services: Services) -> None:
+    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"))
+    app.run()
+    select(app, 0)
+    button(app, "Deactivate").click()
+    app.run()
+    assert app.success[0].value == "1 mailbox set to Not Active."
+    assert app.dataframe[0].value.loc[0, "Status"] == "Not Active"
+    assert services.mailboxes.list_audit(mailbox.id)[0].action == "deactivated"
+
+
+def test_bulk_deactivate_and_bulk_delete_with_one_confirmation(
+    app: AppTest, services: Services
+) -> None:
+    for path in ("password", "gmail", "office365_secret"):
+        services.mailboxes.create_mailbox(mailbox_data(path))
+    app.run()
+    select(app, 0, 1)
+    button(app, "Deactivate").click()
+    app.run()
+    assert list(app.dataframe[0].value["Status"]) == ["Not Active", "Not Active", "Active"]
+    select(app, 1, 2)
+    button(app, "Delete").click()
+    app.run()
+    assert "Delete 2 mailboxes: “Gmail helpdesk”, “O365 app-only”?" in app.warning[-1].value
+    button(app, "Yes, delete 2").click()
+    app.run()
+    assert list(app.dataframe[0].value["Name"]) == ["Support POP3"]
+    assert [m.status for m in services.mailboxes.list_mailboxes()] == [Status.NOT_ACTIVE]
+
+
+def test_activity_page_lists_changes_and_filters_by_mailbox(services: Services) -> None:
+    one = services.mailboxes.create_mailbox(mailbox_data("password"), actor="ann")
+    services.mailboxes.create_mailbox(mailbox_data("gmail"), actor="ann")
+    services.mailboxes.set_status([one.id], Status.NOT_ACTIVE, actor="bob")
+    at = AppTest.from_file(ENTRYPOINT, default_timeout=30).run()
+    at.switch_page("pages/activity.py").run()
+    frame = at.dataframe[0].value
+    assert list(frame["Action"]) == ["deactivated", "created", "created"]
+    assert frame.loc[0, "Changes"] == "Status: Active → Not Active"
+    assert frame.loc[0, "Who"] == "bob"
+    at.selectbox(key="activity.mailbox").set_value(f"Support POP3 (ID {one.id})").run()
+    assert list(at.dataframe[0].value["Action"]) == ["deactivated", "created"]
+    assert "pop-password" not in at.dataframe[0].value.to_csv()
+
+
+def test_edit_page_without_a_valid_id_explains(data_dir: Path) -> None:
+    for value in ("", "abc", "999"):
+        at = (
+            open_edit(999)
+            if value == "999"
+            else AppTest.from_file(ENTRYPOINT, default_timeout=30).run()
+        )
+        if value != "999":
+            at.switch_page(EDIT)
+            at.query_params["id"] = value
+            at.run()
+        assert not at.exception
+        assert at.error, value
