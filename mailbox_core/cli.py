@@ -1,5 +1,5 @@
 """Command line: `python -m mailbox_core check --all | --id N [--json]` for cron, and
-`keys new`, `keys rotate`, `db upgrade` for operators.
+`keys new`, `keys rotate`, `db upgrade`, `export`, `import FILE` for operators.
 
 Exit codes: 0 every checked mailbox works, 1 at least one failed, 2 usage or
 configuration error. Settings come from the environment (see README).
@@ -8,12 +8,14 @@ configuration error. Settings come from the environment (see README).
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TextIO
 
 from mailbox_core.bootstrap import open_services
@@ -23,6 +25,14 @@ from mailbox_core.db import current_revision, describe, make_engine, upgrade
 from mailbox_core.errors import MailboxCoreError
 from mailbox_core.probe import ProbeResult
 from mailbox_core.schemas import MailboxPublic
+from mailbox_core.transfer import (
+    ImportFailed,
+    ImportFileError,
+    plan_import,
+    read_rows,
+    to_csv,
+    to_json,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -46,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     keys.add_parser("new", help="print a fresh Fernet key")
     keys.add_parser("rotate", help="re-encrypt every secret with the first configured key")
+    export = commands.add_parser("export", help="write mailbox settings (never secrets)")
+    export.add_argument("--format", choices=["csv", "json"], default="json")
+    export.add_argument("--output", metavar="FILE", help="default: standard output")
+    load = commands.add_parser("import", help="create mailboxes from a .csv or .json file")
+    load.add_argument("file", metavar="FILE")
+    load.add_argument("--dry-run", action="store_true", help="validate only, write nothing")
     database = commands.add_parser("db", help="database schema").add_subparsers(
         dest="action", required=True
     )
@@ -104,6 +120,41 @@ def _db(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _export(args: argparse.Namespace, out: TextIO) -> int:
+    mailboxes = open_services(load_settings()).mailboxes.list_mailboxes()
+    text = to_csv(mailboxes) if args.format == "csv" else to_json(mailboxes)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        out.write(f"Exported {len(mailboxes)} mailboxes to {args.output}.\n")
+    else:
+        out.write(text)
+    return EXIT_OK
+
+
+def _import(args: argparse.Namespace, out: TextIO) -> int:
+    path = Path(args.file)
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise ImportFileError(f"Cannot read {path}: {exc.strerror}.") from exc
+    rows = read_rows(content, path.name)
+    mailboxes = open_services(load_settings()).mailboxes
+    try:
+        if args.dry_run:
+            taken = {m.name.casefold() for m in mailboxes.list_mailboxes()}
+            plan = plan_import(rows, taken)
+            if not plan.ok:
+                raise ImportFailed(plan.problems)
+            out.write(f"{len(plan.rows)} mailboxes would be imported.\n")
+            return EXIT_OK
+        created = mailboxes.import_mailboxes(rows, actor=getpass.getuser())
+    except ImportFailed as exc:
+        out.write("Nothing was imported:\n" + "".join(f"  {p}\n" for p in exc.problems))
+        return EXIT_FAILED
+    out.write(f"Imported {len(created)} mailboxes.\n")
+    return EXIT_OK
+
+
 def _row(mailbox: MailboxPublic, result: ProbeResult) -> dict[str, Any]:
     failed = result.failed_step
     return {
@@ -128,7 +179,7 @@ def _row(mailbox: MailboxPublic, result: ProbeResult) -> dict[str, Any]:
     }
 
 
-COMMANDS = {"check": _check, "keys": _keys, "db": _db}
+COMMANDS = {"check": _check, "keys": _keys, "db": _db, "export": _export, "import": _import}
 
 
 def _table(rows: list[dict[str, Any]]) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +38,7 @@ from mailbox_core.schemas import (
     parse_create,
     parse_update,
 )
+from mailbox_core.transfer import ImportFailed, RowProblem, plan_import
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,7 @@ class MailboxService:
         with self._session() as session:
             if repository.name_taken(session, name=create.name):
                 raise _duplicate(create.name)
-            row = Mailbox.model_validate(
-                create.model_dump(exclude=set(SECRET_FIELDS)),
-                update={"name_key": repository.name_key(create.name), **self._encrypt(create)},
-            )
+            row = self._new_row(create)
             try:
                 row = repository.add_mailbox(session, mailbox=row)
                 changes: dict[str, Any] = {
@@ -172,6 +170,41 @@ class MailboxService:
         with self._session() as session:
             events = repository.list_audit(session, mailbox_id=mailbox_id, limit=limit)
             return [AuditPublic.model_validate(e) for e in events]
+
+    def import_mailboxes(
+        self, rows: Sequence[Mapping[str, Any]], *, actor: str = SYSTEM_ACTOR
+    ) -> list[MailboxPublic]:
+        """Create every row in one transaction, or nothing (raises ImportFailed)."""
+        with self._session() as session:
+            taken = {repository.name_key(m.name) for m in repository.list_mailboxes(session)}
+            plan = plan_import(rows, taken)
+            if not plan.ok:
+                raise ImportFailed(plan.problems)
+            created = []
+            for create in plan.rows:
+                row = self._new_row(create)
+                session.add(row)
+                created.append(row)
+            session.flush()
+            for row in created:
+                repository.add_audit(session, event=_event("imported", row, actor, {}))
+            try:
+                session.commit()
+            except IntegrityError as exc:  # a concurrent save took a name
+                raise ImportFailed(
+                    [
+                        RowProblem(
+                            0,
+                            FieldError(
+                                "name",
+                                LABELS["name"],
+                                "a name was taken while importing; try again",
+                            ),
+                        )
+                    ]
+                ) from exc
+            log.info("Imported %s mailboxes", len(created))
+            return [to_public(row) for row in created]
 
     def list_mailboxes(self) -> list[MailboxPublic]:
         """Every mailbox, oldest first."""
@@ -287,6 +320,12 @@ class MailboxService:
         return mailboxes, secrets
 
     # -- helpers
+
+    def _new_row(self, create: MailboxCreate) -> Mailbox:
+        return Mailbox.model_validate(
+            create.model_dump(exclude=set(SECRET_FIELDS)),
+            update={"name_key": repository.name_key(create.name), **self._encrypt(create)},
+        )
 
     def _apply(self, row: Mailbox, update: MailboxCreate) -> dict[str, Any]:
         """Copy an edit onto the row; returns the audit changes (secrets never by value)."""

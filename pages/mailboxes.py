@@ -5,7 +5,7 @@ import streamlit as st
 
 from mailbox_core.errors import MailboxCoreError
 from mailbox_core.listing import COLUMNS, health_summary, mailbox_rows
-from ui import bulk, checks, runtime
+from ui import bulk, checks, runtime, transfer
 from ui.navigation import NEW_MAILBOX_PAGE, pop_flash
 from ui.results import show_probe
 
@@ -40,9 +40,10 @@ if unreadable:
 if not mailboxes:
     st.info(
         "No mailboxes yet. Press **New Mailbox** to register the first mailbox your "
-        "helpdesk should poll.",
+        "helpdesk should poll, or import them below.",
         icon=":material/inbox:",
     )
+    transfer.import_section(service, mailboxes)
     st.stop()
 
 counts = health_summary(mailboxes, health)
@@ -91,3 +92,7 @@ if bulk.action_bar(service, selected):
 for mailbox_id, result in checks.stored_results().items():
     if mailbox_id in by_id:
         show_probe(result, f"{by_id[mailbox_id].name} (ID {mailbox_id})")
+
+st.divider()
+transfer.export_buttons(mailboxes)
+transfer.import_section(service, mailboxes)

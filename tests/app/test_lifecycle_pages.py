@@ -188,3 +188,39 @@ def test_edit_page_without_a_valid_id_explains(data_dir: Path) -> None:
             at.run()
         assert not at.exception
         assert at.error, value
+
+
+def test_import_shows_a_preview_then_imports_all(app: AppTest, services: Services) -> None:
+    import json
+
+    rows = [mailbox_data("password"), mailbox_data("gmail")]
+    app.file_uploader(key="mailboxes.import_file").set_value(
+        ("boxes.json", json.dumps(rows).encode(), "application/json")
+    )
+    app.run()
+    preview = app.dataframe[-1].value
+    assert list(preview["Name"]) == ["Support POP3", "Gmail helpdesk"]
+    assert list(preview["Refresh Token"]) == ["", "set"]
+    assert SIGN_IN_PATHS["gmail"]["refresh_token"] not in preview.to_csv()
+    button(app, "Import 2 mailboxes").click()
+    app.run()
+    assert app.success[0].value == "Imported 2 mailboxes."
+    assert services.mailboxes.count_mailboxes() == 2
+    assert [b.label for b in app.get("download_button")] == ["Export CSV", "Export JSON"]
+
+
+def test_import_with_a_bad_row_lists_problems_and_writes_nothing(
+    app: AppTest, services: Services
+) -> None:
+    import json
+
+    rows = [mailbox_data("password"), mailbox_data("gmail", account="not-an-email")]
+    app.file_uploader(key="mailboxes.import_file").set_value(
+        ("boxes.json", json.dumps(rows).encode(), "application/json")
+    )
+    app.run()
+    assert app.error[0].value == "Nothing can be imported: 1 problems."
+    problems = app.dataframe[-1].value
+    assert (problems.loc[0, "Row"], problems.loc[0, "Field"]) == (2, "Account")
+    assert not [b for b in app.button if b.label.startswith("Import ")]
+    assert services.mailboxes.count_mailboxes() == 0

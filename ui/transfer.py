@@ -1,0 +1,81 @@
+"""Export buttons and the import flow (upload → preview → import) on the Mailboxes page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from mailbox_core.errors import MailboxCoreError
+from mailbox_core.schemas import MailboxPublic
+from mailbox_core.service import MailboxService
+from mailbox_core.transfer import ImportFailed, plan_import, read_rows, to_csv, to_json
+from ui import runtime
+from ui.navigation import flash
+
+UPLOAD_KEY = "mailboxes.import_file"
+
+
+def export_buttons(mailboxes: list[MailboxPublic]) -> None:
+    """Download the settings as CSV or JSON (secrets are never part of an export)."""
+    csv_col, json_col, _ = st.columns([1, 1, 4])
+    csv_col.download_button(
+        "Export CSV", to_csv(mailboxes), "mailboxes.csv", "text/csv", icon=":material/download:"
+    )
+    json_col.download_button(
+        "Export JSON",
+        to_json(mailboxes),
+        "mailboxes.json",
+        "application/json",
+        icon=":material/download:",
+    )
+
+
+def import_section(service: MailboxService, mailboxes: list[MailboxPublic]) -> None:
+    """Upload a file, see what it would create (or every problem), then import it all."""
+    with st.expander("Import mailboxes from CSV or JSON"):
+        st.caption(
+            "Same rules as the form; all rows are imported or none. Columns are the "
+            "field names of an export; password, client_secret and refresh_token "
+            "may be included and are encrypted at once."
+        )
+        upload = st.file_uploader("Import file", type=["csv", "json"], key=UPLOAD_KEY)
+        if upload is None:
+            return
+        try:
+            rows = read_rows(upload.getvalue(), upload.name)
+        except MailboxCoreError as exc:
+            st.error(str(exc))
+            return
+        plan = plan_import(rows, {m.name.casefold() for m in mailboxes})
+        if not plan.ok:
+            st.error(f"Nothing can be imported: {len(plan.problems)} problems.")
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {"Row": p.row, "Field": p.error.label, "Problem": p.error.message}
+                        for p in plan.problems
+                    ]
+                ),
+                hide_index=True,
+                width="stretch",
+            )
+            return
+        st.dataframe(pd.DataFrame(plan.preview()), hide_index=True, width="stretch")
+        st.button(
+            f"Import {len(plan.rows)} mailboxes",
+            type="primary",
+            on_click=_import,
+            args=(service, rows),
+        )
+
+
+def _import(service: MailboxService, rows: list[dict[str, Any]]) -> None:
+    try:
+        created = service.import_mailboxes(rows, actor=runtime.actor())
+    except ImportFailed as exc:
+        flash(str(exc))
+    else:
+        flash(f"Imported {len(created)} mailboxes.")
+    st.session_state.pop(UPLOAD_KEY, None)
