@@ -8,6 +8,7 @@ from ui import form, runtime
 from ui.navigation import MAILBOXES_PAGE, NEW_MAILBOX_PAGE, flash
 
 PREFIX = "edit_mailbox"
+NEW_PREFIX = "new_mailbox"
 
 if st.session_state.pop(form.key(PREFIX, "done"), None):
     st.switch_page(MAILBOXES_PAGE)
@@ -63,7 +64,7 @@ def _delete() -> None:
 def _duplicate() -> None:
     copy = {**form.form_values(mailbox), "name": service.copy_name(mailbox.id)}
     form.clear_form(PREFIX)
-    form.seed("new_mailbox", copy)
+    form.seed(NEW_PREFIX, copy)
     st.session_state[form.key(PREFIX, "duplicate")] = True
 
 

@@ -6,11 +6,12 @@ import streamlit as st
 
 from mailbox_core.schemas import MailboxPublic, Status
 from mailbox_core.service import MailboxService
-from ui import runtime
-from ui.navigation import EDIT_MAILBOX_PAGE, flash
+from ui import form, runtime
+from ui.navigation import EDIT_MAILBOX_PAGE, NEW_MAILBOX_PAGE, flash
 
 TABLE_KEY = "mailboxes.table"
 CONFIRM_KEY = "mailboxes.confirm_delete"
+NEW_PREFIX = "new_mailbox"
 
 
 def _forget_selection() -> None:
@@ -40,9 +41,13 @@ def action_bar(service: MailboxService, selected: list[MailboxPublic]) -> bool:
         if selected
         else "Select rows to edit, test, activate, deactivate or delete them."
     )
-    edit, test, activate, deactivate, delete, _ = st.columns([1, 2, 1, 1, 1, 2])
+    edit, copy, test, activate, deactivate, delete = st.columns([1, 1, 2, 1, 1, 1])
     if edit.button("Edit", disabled=len(selected) != 1, icon=":material/edit:"):
         st.switch_page(EDIT_MAILBOX_PAGE, query_params={"id": str(ids[0])})
+    if copy.button("Duplicate", disabled=len(selected) != 1, icon=":material/content_copy:"):
+        form.seed(NEW_PREFIX, {**form.form_values(selected[0]), "name": service.copy_name(ids[0])})
+        _forget_selection()
+        st.switch_page(NEW_MAILBOX_PAGE)
     pressed_test = test.button("Test connection", disabled=not selected, icon=":material/cable:")
     activate.button(
         "Activate", disabled=not selected, on_click=_set_status, args=(service, ids, Status.ACTIVE)

@@ -224,3 +224,37 @@ def test_import_with_a_bad_row_lists_problems_and_writes_nothing(
     assert (problems.loc[0, "Row"], problems.loc[0, "Field"]) == (2, "Account")
     assert not [b for b in app.button if b.label.startswith("Import ")]
     assert services.mailboxes.count_mailboxes() == 0
+
+
+def test_duplicate_from_the_list(app: AppTest, services: Services) -> None:
+    services.mailboxes.create_mailbox(mailbox_data("gmail"))
+    app.run()
+    select(app, 0)
+    button(app, "Duplicate").click()
+    app.run()
+    assert titles(app) == ["New Mailbox"]
+    assert widget(app, "Name").value == "Gmail helpdesk (copy)"
+    assert widget(app, "Client ID").value == SIGN_IN_PATHS["gmail"]["client_id"]
+    assert widget(app, "Refresh Token").value == ""
+
+
+def test_audit_actor_is_the_signed_in_user(services: Services) -> None:
+    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"))
+    at = open_edit(mailbox.id)
+    at.user = {"is_logged_in": True, "email": "ops.lead@example.com", "name": "Ops Lead"}
+    at.run()
+    button(at, "Deactivate").click()
+    at.run()
+    assert services.mailboxes.list_audit(mailbox.id)[0].actor == "ops.lead@example.com"
+
+
+def test_audit_actor_without_sign_in_is_the_os_user(services: Services) -> None:
+    import getpass
+
+    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"))
+    at = open_edit(mailbox.id)
+    at.user = {"is_logged_in": False}
+    at.run()
+    button(at, "Deactivate").click()
+    at.run()
+    assert services.mailboxes.list_audit(mailbox.id)[0].actor == getpass.getuser()

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
 from mailbox_core.crypto import SecretBox
-from mailbox_core.db import current_revision, make_engine, upgrade
+from mailbox_core.db import current_revision, upgrade
 from mailbox_core.errors import ConcurrentEditError, ValidationFailed
 from mailbox_core.schemas import SECRET_FIELDS, Status
 from mailbox_core.service import MailboxService
-from tests.conftest import SIGN_IN_PATHS, mailbox_data
+from tests.conftest import SIGN_IN_PATHS, mailbox_data, reset_database
 
 
 def edit(service: MailboxService, mailbox_id: int, **changes: Any) -> dict[str, Any]:
@@ -156,8 +155,8 @@ def test_copy_name_is_unique(service: MailboxService) -> None:
     assert service.copy_name(mailbox.id) == "Desk (copy 2)"
 
 
-def test_upgrade_from_the_first_revision_keeps_rows_and_secrets(tmp_path: Path, key: str) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+def test_upgrade_from_the_first_revision_keeps_rows_and_secrets(engine: Engine, key: str) -> None:
+    reset_database(engine)
     upgrade(engine, "0001")
     box = SecretBox([key])
     with engine.begin() as conn:
@@ -166,7 +165,7 @@ def test_upgrade_from_the_first_revision_keeps_rows_and_secrets(tmp_path: Path, 
                 "INSERT INTO mailbox (name, name_key, mailbox_type, host, port, account, "
                 "ssl_enabled, starttls, allow_self_signed, status, oauth_enabled, "
                 "password_encrypted, created_at, updated_at) VALUES ('Old', 'old', 'POP3', "
-                "'pop.example.com', 110, 'a@b.co', 0, 0, 0, 'Active', 0, :token, "
+                "'pop.example.com', 110, 'a@b.co', FALSE, FALSE, FALSE, 'Active', FALSE, :token, "
                 "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"
             ),
             {"token": box.encrypt("old-pw")},
