@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,3 +180,15 @@ def dovecot_imaps(dovecot_server: Any, name: str, password: str, **extra: Any) -
         "password": password,
         **extra,
     }
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m mailbox_core ARGS` from the checkout, with exactly ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "mailbox_core", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

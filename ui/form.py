@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import streamlit as st
 
@@ -31,6 +31,7 @@ from mailbox_core.schemas import (
 )
 from mailbox_core.service import MailboxService
 
+T = TypeVar("T")
 YES_NO = ["Yes", "No"]
 DEFAULTS: dict[str, Any] = {
     "mailbox_type": MailboxType.POP3.value,
@@ -156,20 +157,25 @@ def _host_changed(prefix: str) -> None:
         _follow_port(prefix)
 
 
-def submit_create(prefix: str, service: MailboxService, on_saved: Callable[[str], None]) -> None:
-    """OK: validate and save in the core; keep errors for the next run, or clear the form."""
+def _attempt(prefix: str, action: Callable[[], T]) -> T | None:
+    """Run a core action for the form; problems are kept for the next run (None returned)."""
     st.session_state.pop(key(prefix, "errors"), None)
     st.session_state.pop(key(prefix, "failure"), None)
     try:
-        created = service.create_mailbox(submitted_values(prefix))
+        return action()
     except ValidationFailed as exc:
         st.session_state[key(prefix, "errors")] = exc.by_field()
-        return
     except MailboxCoreError as exc:
         st.session_state[key(prefix, "failure")] = str(exc)
-        return
-    clear_form(prefix)
-    on_saved(f"Mailbox “{created.name}” saved with ID {created.id}.")
+    return None
+
+
+def submit_create(prefix: str, service: MailboxService, on_saved: Callable[[str], None]) -> None:
+    """OK: validate and save in the core, or keep every problem to show under its field."""
+    created = _attempt(prefix, lambda: service.create_mailbox(submitted_values(prefix)))
+    if created is not None:
+        clear_form(prefix)
+        on_saved(f"Mailbox “{created.name}” saved with ID {created.id}.")
 
 
 def submit_update(
@@ -180,37 +186,27 @@ def submit_update(
     on_saved: Callable[[str], None],
 ) -> None:
     """Save on the Edit page; blank secrets keep the stored ones."""
-    st.session_state.pop(key(prefix, "errors"), None)
-    st.session_state.pop(key(prefix, "failure"), None)
-    try:
-        saved = service.update_mailbox(
+    saved = _attempt(
+        prefix,
+        lambda: service.update_mailbox(
             mailbox_id,
             submitted_values(prefix),
             expected_version=st.session_state[key(prefix, "version")],
             clear=cleared_secrets(prefix),
             actor=actor,
-        )
-    except ValidationFailed as exc:
-        st.session_state[key(prefix, "errors")] = exc.by_field()
-        return
-    except MailboxCoreError as exc:
-        st.session_state[key(prefix, "failure")] = str(exc)
-        return
-    clear_form(prefix)
-    on_saved(f"Mailbox “{saved.name}” (ID {saved.id}) saved.")
+        ),
+    )
+    if saved is not None:
+        clear_form(prefix)
+        on_saved(f"Mailbox “{saved.name}” (ID {saved.id}) saved.")
 
 
 def submit_test(prefix: str, checker: MailboxChecker) -> None:
     """Test connection on the unsaved values; the result (no secrets) is kept to show."""
-    st.session_state.pop(key(prefix, "errors"), None)
-    st.session_state.pop(key(prefix, "failure"), None)
     st.session_state.pop(key(prefix, "probe"), None)
-    try:
-        st.session_state[key(prefix, "probe")] = checker.test_values(submitted_values(prefix))
-    except ValidationFailed as exc:
-        st.session_state[key(prefix, "errors")] = exc.by_field()
-    except MailboxCoreError as exc:
-        st.session_state[key(prefix, "failure")] = str(exc)
+    result = _attempt(prefix, lambda: checker.test_values(submitted_values(prefix)))
+    if result is not None:
+        st.session_state[key(prefix, "probe")] = result
 
 
 # ---------------------------------------------------------------- rendering

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 
 from mailbox_core.bootstrap import open_services
 from mailbox_core.config import load_settings
-from tests.conftest import ROOT, dovecot_imaps
+from tests.conftest import dovecot_imaps, run_cli
 
 pytestmark = [pytest.mark.dovecot]
 
@@ -38,14 +37,7 @@ def add(
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mailbox_core", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(env, *args)
 
 
 def test_all_good_exits_zero_with_json(env: dict[str, str], dovecot_server: Any) -> None:

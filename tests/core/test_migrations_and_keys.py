@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from mailbox_core.crypto import SecretBox, generate_key
 from mailbox_core.db import current_revision, make_engine, upgrade
 from mailbox_core.errors import SecretDecryptionError
 from mailbox_core.service import MailboxService
-from tests.conftest import ROOT, SIGN_IN_PATHS, mailbox_data
+from tests.conftest import SIGN_IN_PATHS, mailbox_data, run_cli
 
 
 def rows(engine: Engine) -> list[dict[str, Any]]:
@@ -92,14 +91,7 @@ def cli(tmp_path: Path, *args: str, keys: str | None = None) -> subprocess.Compl
     env = {"PATH": "/usr/bin:/bin", "MAILBOX_DATA_DIR": str(tmp_path / "data")}
     if keys:
         env["MAILBOX_ENCRYPTION_KEYS"] = keys
-    return subprocess.run(
-        [sys.executable, "-m", "mailbox_core", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(env, *args)
 
 
 def test_cli_keys_and_db_commands(tmp_path: Path) -> None:

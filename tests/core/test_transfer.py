@@ -24,7 +24,7 @@ from mailbox_core.transfer import (
     to_csv,
     to_json,
 )
-from tests.conftest import ROOT, SIGN_IN_PATHS, mailbox_data
+from tests.conftest import ROOT, SIGN_IN_PATHS, mailbox_data, run_cli
 
 SECRETS = [v[f] for v in SIGN_IN_PATHS.values() for f in SECRET_FIELDS if f in v]
 
@@ -175,14 +175,7 @@ def test_cli_export_and_import(tmp_path: Path) -> None:
     source.write_text(json.dumps([mailbox_data("password"), mailbox_data("gmail")]))
 
     def run(*args: str, where: str = "a") -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "mailbox_core", *args],
-            cwd=ROOT,
-            env={**env, "MAILBOX_DATA_DIR": str(tmp_path / where)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return run_cli({**env, "MAILBOX_DATA_DIR": str(tmp_path / where)}, *args)
 
     assert run("import", str(source), "--dry-run").stdout == "2 mailboxes would be imported.\n"
     assert run("import", str(source)).stdout == "Imported 2 mailboxes.\n"
