@@ -97,10 +97,6 @@ class TokenCache:
         with self._lock:
             self._tokens[key] = (token, time.monotonic() + expires_in)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._tokens.clear()
-
 
 class TokenClient:
     """Obtains access tokens from Google or the Microsoft identity platform."""

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -649,6 +649,5 @@ __all__ = [
     "ProbeTarget",
     "Step",
     "StepStatus",
-    "replace",
     "run_probe",
 ]

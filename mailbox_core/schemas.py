@@ -568,6 +568,17 @@ class HealthPublic(SQLModel):
     failing_since: datetime | None = None
 
 
+class CheckPublic(SQLModel):
+    """One recorded connection test."""
+
+    started_at: datetime
+    ok: bool
+    failed_step: str | None = None
+    message: str
+    latency_ms: float
+    message_count: int | None = None
+
+
 class AuditPublic(SQLModel):
     """One audit-trail entry as shown on the Activity page."""
 

@@ -31,6 +31,7 @@ from mailbox_core.schemas import (
     LABELS,
     SECRET_FIELDS,
     AuditPublic,
+    CheckPublic,
     HealthPublic,
     MailboxCreate,
     MailboxPublic,
@@ -263,16 +264,17 @@ class MailboxService:
                 )
             ]
 
-    def active_mailbox_ids(self) -> list[int]:
-        """IDs of the mailboxes whose Status is Active."""
-        with self._session() as session:
-            return repository.active_mailbox_ids(session)
-
     def record_checks(self, checks: list[MailboxCheck]) -> None:
         """Store connection-test results and update each mailbox's health, in one go."""
         with self._session() as session:
             repository.add_checks(session, checks=checks)
             session.commit()
+
+    def recent_checks(self, mailbox_id: int, limit: int = 20) -> list[CheckPublic]:
+        """The latest connection tests of one mailbox, newest first."""
+        with self._session() as session:
+            rows = repository.list_checks(session, mailbox_id=mailbox_id, limit=limit)
+            return [CheckPublic.model_validate(row) for row in rows]
 
     def health(self) -> dict[int, HealthPublic]:
         """Current health per mailbox ID (mailboxes never checked are absent)."""

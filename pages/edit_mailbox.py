@@ -4,7 +4,7 @@ import streamlit as st
 
 from mailbox_core.errors import MailboxCoreError, MailboxNotFound
 from mailbox_core.schemas import SECRET_FIELDS, Status
-from ui import form, runtime
+from ui import form, health, runtime
 from ui.navigation import MAILBOXES_PAGE, NEW_MAILBOX_PAGE, flash
 
 PREFIX = "edit_mailbox"
@@ -89,6 +89,9 @@ save.button(
 )
 reload.button("Reload (discard my changes)", on_click=_load)
 cancel.button("Cancel", on_click=lambda: (form.clear_form(PREFIX), _done("")))
+
+st.divider()
+health.section(service, mailbox.id)
 
 st.divider()
 toggle, duplicate, delete, _ = st.columns([1, 1, 1, 3])

@@ -258,3 +258,43 @@ def test_audit_actor_without_sign_in_is_the_os_user(services: Services) -> None:
     button(at, "Deactivate").click()
     at.run()
     assert services.mailboxes.list_audit(mailbox.id)[0].actor == getpass.getuser()
+
+
+def test_edit_page_shows_health_and_recent_checks(services: Services) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from mailbox_core.models import MailboxCheck
+
+    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"))
+    at = open_edit(mailbox.id)
+    assert any(c.value.startswith("Never checked.") for c in at.caption)
+    now = datetime.now(UTC)
+    services.mailboxes.record_checks(
+        [
+            MailboxCheck(
+                mailbox_id=mailbox.id,
+                started_at=now - timedelta(minutes=5),
+                ok=True,
+                message="Signed in and opened INBOX; 3 messages",
+                latency_ms=40,
+                message_count=3,
+            ),
+            MailboxCheck(
+                mailbox_id=mailbox.id,
+                started_at=now,
+                ok=False,
+                failed_step="Sign-in",
+                message="The server refused the password for support@example.com",
+                latency_ms=20,
+            ),
+        ]
+    )
+    at.run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Last check"] == "Failed"
+    assert metrics["Consecutive failures"] == "1"
+    assert at.error[0].value == (
+        "Last error (Sign-in): The server refused the password for support@example.com"
+    )
+    history = at.dataframe[-1].value
+    assert list(history["Result"]) == ["Failed", "OK"]
