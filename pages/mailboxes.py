@@ -70,7 +70,9 @@ event = st.dataframe(
     hide_index=True,
     width="stretch",
     column_config={
-        "ID": st.column_config.NumberColumn("ID", format="%d", width="small"),
+        # Pinned: the health columns sit far right (SPEC §1 order); the row stays named.
+        "ID": st.column_config.NumberColumn("ID", format="%d", width="small", pinned=True),
+        "Name": st.column_config.TextColumn("Name", pinned=True),
         "Port": st.column_config.NumberColumn("Port", format="%d", width="small"),
         "Comments": st.column_config.TextColumn("Comments", width="medium"),
         "Last check": st.column_config.DatetimeColumn("Last check", format="distance"),
