@@ -21,7 +21,15 @@ from mailbox_core.probe import (
     default_connector,
     run_probe,
 )
-from mailbox_core.schemas import MailboxCreate, MailboxPublic, OAuthProvider, parse_create
+from mailbox_core.schemas import (
+    KEEP_STORED,
+    SECRET_FIELDS,
+    MailboxCreate,
+    MailboxPublic,
+    OAuthProvider,
+    parse_create,
+    parse_update,
+)
 from mailbox_core.service import Credentials, MailboxService
 
 log = logging.getLogger(__name__)
@@ -58,6 +66,35 @@ class MailboxChecker:
             refresh_token=_plain(create.refresh_token),
         )
         return self._probe(self._target(create, credentials, mailbox_id=None))
+
+    def test_edit(
+        self,
+        mailbox_id: int,
+        values: Mapping[str, Any],
+        clear: frozenset[str] | set[str] = frozenset(),
+    ) -> ProbeResult:
+        """Test unsaved edits of a saved mailbox: blank secrets use the stored ones.
+
+        Nothing is saved or recorded; raises ValidationFailed for invalid values.
+        """
+        [(_, stored)] = self.mailboxes.mailboxes_for_check([mailbox_id])
+        if isinstance(stored, MailboxCoreError):
+            return _failed(
+                "Sign-in",
+                str(stored),
+                "The stored secrets cannot be read with "
+                "the configured keys; type them again to test.",
+            )
+        kept = {f for f in SECRET_FIELDS if getattr(stored, f)} - set(clear)
+        edit = parse_update(values, kept)
+        credentials = Credentials(
+            **{f: _resolve(getattr(edit, f), getattr(stored, f)) for f in SECRET_FIELDS}
+        )
+        # A provider may rotate the refresh token it was given: store the rotation only
+        # when that token was the stored one.
+        keeps_token = _plain(edit.refresh_token) == KEEP_STORED
+        target = self._target(edit, credentials, mailbox_id=mailbox_id if keeps_token else None)
+        return self._probe(target)
 
     def check_mailbox(self, mailbox_id: int) -> ProbeResult:
         """Test a saved mailbox and record the result."""
@@ -165,6 +202,12 @@ class MailboxChecker:
             return self.tokens.access_token(request, on_new_refresh_token=rotated)
 
         return fetch
+
+
+def _resolve(secret: Any, stored: str | None) -> str | None:
+    """The secret to use: a typed one, the stored one for a kept field, or none."""
+    value = _plain(secret)
+    return stored if value == KEEP_STORED else value
 
 
 def _plain(secret: Any) -> str | None:

@@ -1,11 +1,15 @@
 """Edit Mailbox: /edit_mailbox?id=N. Same form and rules as New Mailbox."""
 
+from typing import Any
+
 import streamlit as st
 
 from mailbox_core.errors import MailboxCoreError, MailboxNotFound
+from mailbox_core.probe import ProbeResult
 from mailbox_core.schemas import SECRET_FIELDS, Status
 from ui import form, health, runtime
 from ui.navigation import MAILBOXES_PAGE, NEW_MAILBOX_PAGE, flash
+from ui.results import show_probe
 
 PREFIX = "edit_mailbox"
 NEW_PREFIX = "new_mailbox"
@@ -80,7 +84,12 @@ if errors := st.session_state.get(form.key(PREFIX, "errors")):
 if failure := st.session_state.get(form.key(PREFIX, "failure")):
     st.error(failure)
 
-save, reload, cancel, _ = st.columns([1, 2, 1, 3])
+
+def _test(values: dict[str, Any]) -> ProbeResult:
+    return runtime.checker().test_edit(mailbox.id, values, form.cleared_secrets(PREFIX))
+
+
+save, test, reload, cancel = st.columns([1, 2, 2, 1])
 save.button(
     "Save",
     type="primary",
@@ -88,7 +97,13 @@ save.button(
     args=(PREFIX, service, mailbox.id, runtime.actor(), _done),
 )
 reload.button("Reload (discard my changes)", on_click=_load)
+test.button(
+    "Test connection", icon=":material/cable:", on_click=form.submit_test, args=(PREFIX, _test)
+)
 cancel.button("Cancel", on_click=lambda: (form.clear_form(PREFIX), _done("")))
+
+if probe := st.session_state.get(form.key(PREFIX, "probe")):
+    show_probe(probe, "Connection test (unsaved changes)")
 
 st.divider()
 health.section(service, mailbox.id)

@@ -45,7 +45,7 @@ test.button(
     "Test connection",
     icon=":material/cable:",
     on_click=form.submit_test,
-    args=(PREFIX, runtime.checker()),
+    args=(PREFIX, runtime.checker().test_values),
 )
 cancel.button("Cancel", on_click=_cancel)
 

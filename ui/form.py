@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from mailbox_core.checks import MailboxChecker
 from mailbox_core.errors import MailboxCoreError, ValidationFailed
+from mailbox_core.probe import ProbeResult
 from mailbox_core.schemas import (
     LABELS,
     SECRET_FIELDS,
@@ -201,10 +201,10 @@ def submit_update(
         on_saved(f"Mailbox “{saved.name}” (ID {saved.id}) saved.")
 
 
-def submit_test(prefix: str, checker: MailboxChecker) -> None:
+def submit_test(prefix: str, test: Callable[[dict[str, Any]], ProbeResult]) -> None:
     """Test connection on the unsaved values; the result (no secrets) is kept to show."""
     st.session_state.pop(key(prefix, "probe"), None)
-    result = _attempt(prefix, lambda: checker.test_values(submitted_values(prefix)))
+    result = _attempt(prefix, lambda: test(submitted_values(prefix)))
     if result is not None:
         st.session_state[key(prefix, "probe")] = result
 

@@ -110,3 +110,31 @@ def test_selected_row_test_connection_shows_its_steps(
     assert dovecot_app.error[0].value.startswith("Second (ID 2): The server refused")
     assert steps_table(dovecot_app)[-2] == "❌ Sign-in"
     assert list(dovecot_app.dataframe[0].value["Result"]) == ["Not checked", "Failed: Sign-in"]
+
+
+def test_edit_page_tests_unsaved_changes_with_the_stored_password(
+    dovecot_app: AppTest, dovecot_server: Any
+) -> None:
+    from tests.app.conftest import set_field, widget
+
+    services = open_services(load_settings())
+    # Saved with the wrong port (plain IMAP port but SSL on): the test must use the edit.
+    mailbox = services.mailboxes.create_mailbox(
+        dovecot_imaps(dovecot_server, "Edited", "alice-Secret-1", port=dovecot_server.ports["imap"])
+    )
+    dovecot_app.run()
+    dovecot_app.switch_page("pages/edit_mailbox.py")
+    dovecot_app.query_params["id"] = str(mailbox.id)
+    dovecot_app.run()
+    assert widget(dovecot_app, "Password").value == ""
+    set_field(dovecot_app, "port", dovecot_server.ports["imaps"])
+    button(dovecot_app, "Test connection").click()
+    dovecot_app.run()
+    assert not dovecot_app.exception
+    assert any(
+        "Connection test (unsaved changes): Signed in and opened INBOX; 3 messages" in s.value
+        for s in dovecot_app.success
+    )
+    saved = services.mailboxes.get_mailbox(mailbox.id)
+    assert saved.port == dovecot_server.ports["imap"], "testing must not save"
+    assert mailbox.id not in services.mailboxes.health(), "an edit test is not recorded"

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from mailbox_core.checks import MailboxChecker
 from mailbox_core.config import CheckSettings
 from mailbox_core.crypto import SecretBox
+from mailbox_core.errors import ValidationFailed
 from mailbox_core.probe import ProbeResult, ProbeTarget, StepStatus, run_probe
 from mailbox_core.schemas import MailboxType
 from mailbox_core.service import MailboxService
@@ -439,3 +440,19 @@ def test_unknown_host() -> None:
     result = probe(993, host="mailbox-manager-test.invalid", ssl_enabled=True)
     assert result.summary == "The host name mailbox-manager-test.invalid could not be found"
     assert [s.status for s in result.steps][1:] == ["skipped"] * 5
+
+
+def test_edit_test_uses_typed_secret_over_the_stored_one(
+    checker: MailboxChecker, dovecot_server: Any
+) -> None:
+    mailbox = save(
+        checker, mailbox_type="IMAP", password="alice-Secret-1", port=dovecot_server.ports["imap"]
+    )
+    values = checker.mailboxes.get_mailbox(mailbox).model_dump(
+        include={"name", "mailbox_type", "host", "port", "account"}
+    )
+    assert checker.test_edit(mailbox, {**values, "password": ""}).ok
+    typed = checker.test_edit(mailbox, {**values, "password": "typed-but-wrong"})
+    assert typed.summary == "The server refused the password for alice@example.com"
+    with pytest.raises(ValidationFailed):
+        checker.test_edit(mailbox, values, clear={"password"})
