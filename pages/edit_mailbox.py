@@ -8,7 +8,7 @@ from mailbox_core.errors import MailboxCoreError, MailboxNotFound
 from mailbox_core.probe import ProbeResult
 from mailbox_core.schemas import SECRET_FIELDS, Status
 from ui import form, health, runtime
-from ui.navigation import MAILBOXES_PAGE, NEW_MAILBOX_PAGE, flash
+from ui.navigation import MAILBOXES_PAGE, NEW_MAILBOX_PAGE, flash, guarded, show_flash
 from ui.results import show_probe
 
 PREFIX = "edit_mailbox"
@@ -53,18 +53,21 @@ def _done(message: str) -> None:
     st.session_state[form.key(PREFIX, "done")] = True
 
 
+@guarded
 def _set_status(status: Status) -> None:
     service.set_status([mailbox.id], status, actor=runtime.actor())
     form.clear_form(PREFIX)
     _done(f"Mailbox “{mailbox.name}” is now {status.value}.")
 
 
+@guarded
 def _delete() -> None:
     service.delete_mailboxes([mailbox.id], actor=runtime.actor())
     form.clear_form(PREFIX)
     _done(f"Mailbox “{mailbox.name}” deleted.")
 
 
+@guarded
 def _duplicate() -> None:
     copy = {**form.form_values(mailbox), "name": service.copy_name(mailbox.id)}
     form.clear_form(PREFIX)
@@ -77,6 +80,7 @@ st.caption(
     f"ID {mailbox.id} · {mailbox.status.value} · last changed "
     f"{mailbox.updated_at:%Y-%m-%d %H:%M} UTC · version {mailbox.version}"
 )
+show_flash()
 form.render(PREFIX)
 
 if errors := st.session_state.get(form.key(PREFIX, "errors")):

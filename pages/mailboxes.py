@@ -6,12 +6,11 @@ import streamlit as st
 from mailbox_core.errors import MailboxCoreError
 from mailbox_core.listing import COLUMNS, health_summary, mailbox_rows
 from ui import bulk, checks, runtime, transfer
-from ui.navigation import NEW_MAILBOX_PAGE, pop_flash
+from ui.navigation import NEW_MAILBOX_PAGE, show_flash
 from ui.results import show_probe
 
 st.title("Mailboxes")
-if message := pop_flash():
-    st.success(message, icon=":material/check_circle:")
+show_flash()
 
 new, check_all, _ = st.columns([1, 2, 3])
 if new.button("New Mailbox", type="primary", icon=":material/add:"):

@@ -7,7 +7,7 @@ import streamlit as st
 from mailbox_core.schemas import MailboxPublic, Status
 from mailbox_core.service import MailboxService
 from ui import form, runtime
-from ui.navigation import EDIT_MAILBOX_PAGE, NEW_MAILBOX_PAGE, flash
+from ui.navigation import EDIT_MAILBOX_PAGE, NEW_MAILBOX_PAGE, flash, guarded
 
 TABLE_KEY = "mailboxes.table"
 CONFIRM_KEY = "mailboxes.confirm_delete"
@@ -20,12 +20,14 @@ def _forget_selection() -> None:
     st.session_state.pop(CONFIRM_KEY, None)
 
 
+@guarded
 def _set_status(service: MailboxService, ids: list[int], status: Status) -> None:
     changed = service.set_status(ids, status, actor=runtime.actor())
     flash(f"{changed} mailbox{'es' if changed != 1 else ''} set to {status.value}.")
     _forget_selection()
 
 
+@guarded
 def _delete(service: MailboxService, ids: list[int]) -> None:
     deleted = service.delete_mailboxes(ids, actor=runtime.actor())
     flash(f"Deleted {deleted} mailbox{'es' if deleted != 1 else ''}.")

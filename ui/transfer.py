@@ -12,7 +12,7 @@ from mailbox_core.schemas import MailboxPublic
 from mailbox_core.service import MailboxService
 from mailbox_core.transfer import ImportFailed, plan_import, read_rows, to_csv, to_json
 from ui import runtime
-from ui.navigation import flash
+from ui.navigation import flash, guarded
 
 UPLOAD_KEY = "mailboxes.import_file"
 
@@ -71,11 +71,12 @@ def import_section(service: MailboxService, mailboxes: list[MailboxPublic]) -> N
         )
 
 
+@guarded
 def _import(service: MailboxService, rows: list[dict[str, Any]]) -> None:
     try:
         created = service.import_mailboxes(rows, actor=runtime.actor())
     except ImportFailed as exc:
-        flash(str(exc))
+        flash(str(exc), error=True)
     else:
         flash(f"Imported {len(created)} mailboxes.")
     st.session_state.pop(UPLOAD_KEY, None)

@@ -298,3 +298,22 @@ def test_edit_page_shows_health_and_recent_checks(services: Services) -> None:
     )
     history = at.dataframe[-1].value
     assert list(history["Result"]) == ["Failed", "OK"]
+
+
+def test_a_database_failure_in_a_bulk_action_is_a_message(
+        app: AppTest, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailbox_core.errors import StorageError
+    from mailbox_core.service import MailboxService
+
+    services.mailboxes.create_mailbox(mailbox_data("password"))
+    app.run()
+
+    def unreachable(*args: object, **kwargs: object) -> int:
+        raise StorageError("The database at postgresql://db/app could not be reached: refused")
+
+    monkeypatch.setattr(MailboxService, "set_status", unreachable)
+    select(app, 0)
+    button(app, "Deactivate").click()
+    app.run()
+    assert not app.exception
+    assert app.error[0].value.startswith("The database at postgresql://db/app could not")
