@@ -301,7 +301,8 @@ def test_edit_page_shows_health_and_recent_checks(services: Services) -> None:
 
 
 def test_a_database_failure_in_a_bulk_action_is_a_message(
-        app: AppTest, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    app: AppTest, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mailbox_core.errors import StorageError
     from mailbox_core.service import MailboxService
 
