@@ -10,7 +10,9 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +43,13 @@ def free_port() -> int:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
-    """`streamlit run streamlit_app.py` headless on a free port, in an empty directory."""
+    """`streamlit run streamlit_app.py` headless on a free port, in a fresh directory."""
+    with _serve(tmp_path) as url:
+        yield url
+
+
+@contextmanager
+def _serve(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "MAILBOX_DATA_DIR": str(tmp_path / "data")}
     env.pop("MAILBOX_DATABASE_URL", None)
@@ -94,19 +102,9 @@ def test_health_endpoint_answers_ok(served: str) -> None:
 def test_first_page_renders_and_a_mailbox_can_be_added(served: str, tmp_path: Path) -> None:
     need(os.path.exists(CHROMIUM), "Chromium is not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
+    received: list[bytes] = []
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        received: list[bytes] = []
-        page.on(
-            "websocket",
-            lambda ws: ws.on(
-                "framereceived",
-                lambda frame: received.append(
-                    frame if isinstance(frame, bytes) else frame.encode()
-                ),
-            ),
-        )
+        page = browser_page(playwright, received)
         page.goto(served)
         page.get_by_text("No mailboxes yet").wait_for(timeout=20_000)
         page.get_by_role("button", name="New Mailbox").click()
@@ -127,6 +125,62 @@ def test_first_page_renders_and_a_mailbox_can_be_added(served: str, tmp_path: Pa
             page.screenshot(path=str(tmp_path / "after-ok.png"), full_page=True)
         page.get_by_text("1 mailbox, 1 active").wait_for(timeout=10_000)
         page.screenshot(path=str(tmp_path / "mailboxes.png"))
-        browser.close()
     assert received, "no websocket frames were captured"
     assert not [f for f in received if SECRET.encode() in f], "a secret was sent to the browser"
+
+
+def browser_page(playwright: Any, frames: list[bytes]) -> Any:
+    """A Chromium page that records every websocket frame the server sends."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.on(
+        "websocket",
+        lambda ws: ws.on(
+            "framereceived",
+            lambda frame: frames.append(frame if isinstance(frame, bytes) else frame.encode()),
+        ),
+    )
+    return page
+
+
+def test_select_a_row_edit_and_replace_the_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    need(os.path.exists(CHROMIUM), "Chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from mailbox_core.bootstrap import open_services
+    from mailbox_core.config import load_settings
+    from tests.conftest import SIGN_IN_PATHS, mailbox_data
+
+    monkeypatch.setenv("MAILBOX_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("MAILBOX_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MAILBOX_ENCRYPTION_KEYS", raising=False)
+    mailboxes = open_services(load_settings()).mailboxes
+    mailboxes.create_mailbox(mailbox_data("password"))
+    old_password = SIGN_IN_PATHS["password"]["password"]
+    frames: list[bytes] = []
+    with _serve(tmp_path) as url, sync_api.sync_playwright() as playwright:
+        page = browser_page(playwright, frames)
+        page.goto(url)
+        page.get_by_text("1 mailbox, 1 active").wait_for(timeout=20_000)
+        grid = page.locator('[data-testid="stDataFrame"]').first.bounding_box()
+        # The grid is a canvas: click the first row's selection box (header row ~35 px).
+        page.mouse.click(grid["x"] + 18, grid["y"] + 35 + 18)
+        page.get_by_text("Selected: “Support POP3”").wait_for(timeout=10_000)
+        page.get_by_role("button", name="Edit").click()
+        page.get_by_text("Edit Mailbox: Support POP3").wait_for(timeout=10_000)
+        assert page.url.endswith("/edit_mailbox?id=1")
+        port = page.get_by_role("spinbutton", name="Port")
+        port.fill("1995")
+        port.press("Tab")
+        password = page.locator('input[aria-label="Password"]')
+        assert password.input_value() == ""
+        password.press_sequentially(SECRET, delay=20)
+        password.press("Tab")
+        page.get_by_role("button", name="Save").click()
+        page.get_by_text("(ID 1) saved.").wait_for(timeout=10_000)
+    saved = mailboxes.get_mailbox(1)
+    assert saved.port == 1995
+    assert mailboxes.get_credentials(1).password == SECRET
+    assert frames
+    assert not [f for f in frames if SECRET.encode() in f or old_password.encode() in f]
