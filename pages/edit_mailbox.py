@@ -44,7 +44,7 @@ def _load() -> None:
     st.session_state[form.key(PREFIX, "version")] = mailbox.version
 
 
-if st.session_state.get(form.key(PREFIX, "loaded")) != mailbox.id:
+if st.session_state.get(form.key(PREFIX, "loaded")) != mailbox.id or form.is_fresh(PREFIX):
     _load()
 
 

@@ -62,8 +62,19 @@ def key(prefix: str, field: str) -> str:
     return f"{prefix}.{field}"
 
 
+def is_fresh(prefix: str) -> bool:
+    """True when the form's widgets are not in the session (first visit, or after leaving).
+
+    Streamlit drops a widget's value once it is not rendered, e.g. after a page switch,
+    while plain keys such as ``port_typed`` stay: those must not outlive the widgets.
+    """
+    return key(prefix, "name") not in st.session_state
+
+
 def init_state(prefix: str) -> None:
-    """Seed defaults the first time the form is shown."""
+    """Seed defaults when the form starts afresh (values seeded for a duplicate count)."""
+    if is_fresh(prefix):
+        clear_form(prefix)
     for field, value in DEFAULTS.items():
         st.session_state.setdefault(key(prefix, field), value)
     st.session_state.setdefault(key(prefix, "port_typed"), False)

@@ -318,3 +318,15 @@ def test_a_database_failure_in_a_bulk_action_is_a_message(
     app.run()
     assert not app.exception
     assert app.error[0].value.startswith("The database at postgresql://db/app could not")
+
+
+def test_returning_to_the_edit_page_reloads_the_form(services: Services) -> None:
+    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"))
+    at = open_edit(mailbox.id)
+    at.switch_page("pages/mailboxes.py").run()
+    at.switch_page(EDIT)
+    at.query_params["id"] = str(mailbox.id)
+    at.run()
+    assert widget(at, "Name").value == "Support POP3"
+    assert widget(at, "Host").value == "pop.example.com"
+    assert widget(at, "Port").value == 110

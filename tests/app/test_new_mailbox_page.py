@@ -253,3 +253,14 @@ def test_cancel_returns_to_the_list_and_forgets_the_form(app: AppTest, data_dir:
     assert count_rows(data_dir) == 0
     open_new_mailbox(app)
     assert widget(app, "Name").value == ""
+
+
+def test_port_follows_again_after_leaving_the_form(app: AppTest) -> None:
+    open_new_mailbox(app)
+    set_field(app, "port", 2110)
+    # Leave through the sidebar (no Cancel), then come back.
+    app.switch_page("pages/mailboxes.py").run()
+    app.switch_page("pages/new_mailbox.py").run()
+    assert widget(app, "Port").value == 110
+    set_field(app, "mailbox_type", "IMAP")
+    assert widget(app, "Port").value == 143
