@@ -456,3 +456,32 @@ def test_edit_test_uses_typed_secret_over_the_stored_one(
     assert typed.summary == "The server refused the password for alice@example.com"
     with pytest.raises(ValidationFailed):
         checker.test_edit(mailbox, values, clear={"password"})
+
+
+def test_a_stalled_mailbox_does_not_block_check_all(
+    checker: MailboxChecker, dovecot_server: Any, serve: Any
+) -> None:
+    stalled = save(
+        checker, mailbox_type="IMAP", password="x", port=serve(hostile.silent), name="Stalled"
+    )
+    good = [
+        save(
+            checker,
+            mailbox_type="IMAP",
+            password="alice-Secret-1",
+            port=dovecot_server.ports["imap"],
+        )
+        for _ in range(3)
+    ]
+    finished: list[tuple[int, float]] = []
+    started = time.monotonic()
+    results = checker.check_many(
+        on_progress=lambda done, total, mailbox, result: finished.append(
+            (mailbox.id, time.monotonic() - started)
+        )
+    )
+    order = [mailbox_id for mailbox_id, _ in finished]
+    assert order[-1] == stalled, "the stalled mailbox must finish last, after the others"
+    assert set(order[:3]) == set(good)
+    assert time.monotonic() - started < checker.settings.timeout + 1
+    assert "sent no greeting" in results[stalled].summary
