@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from mailbox_core.errors import MailboxCoreError, ValidationFailed
+from mailbox_core.presets import suggest
 from mailbox_core.probe import ProbeResult
 from mailbox_core.schemas import (
     LABELS,
@@ -168,6 +169,18 @@ def _host_changed(prefix: str) -> None:
         _follow_port(prefix)
 
 
+def _use_suggestion(prefix: str) -> None:
+    values = current_values(prefix)
+    found = suggest(values.get("account") or "", values.get("mailbox_type") or "POP3")
+    if found is None:
+        return
+    st.session_state[key(prefix, "mailbox_type")] = found.mailbox_type.value
+    st.session_state[key(prefix, "host")] = found.host
+    st.session_state[key(prefix, "ssl_enabled")] = "Yes"
+    st.session_state[key(prefix, "port")] = found.port
+    st.session_state[key(prefix, "port_typed")] = False
+
+
 def _attempt(prefix: str, action: Callable[[], T]) -> T | None:
     """Run a core action for the form; problems are kept for the next run (None returned)."""
     st.session_state.pop(key(prefix, "errors"), None)
@@ -233,6 +246,8 @@ def render(prefix: str) -> None:
         if field in advanced:
             continue
         _WIDGETS[field](prefix, values)
+        if field == "account":
+            _offer_suggestion(prefix, values)
         if field in errors:
             st.error(f"{LABELS[field]}: {errors[field]}", icon=":material/error:")
     if (
@@ -252,6 +267,23 @@ def render(prefix: str) -> None:
             help="Accept a server certificate no trusted CA signed. Off by default: "
             "only for test servers or appliances you control.",
         )
+
+
+def _offer_suggestion(prefix: str, values: dict[str, Any]) -> None:
+    """Known provider and Host still empty: offer its settings in one click."""
+    if values.get("host"):
+        return
+    found = suggest(values.get("account") or "", values.get("mailbox_type") or "POP3")
+    if found is None:
+        return
+    hint, use = st.columns([4, 1])
+    hint.info(f"Suggested for {found.summary}. {found.note}".strip(), icon=":material/lightbulb:")
+    use.button(
+        "Use suggested settings",
+        key=key(prefix, "use_suggestion"),
+        on_click=_use_suggestion,
+        args=(prefix,),
+    )
 
 
 def _text(field: str, **options: Any) -> Callable[[str, dict[str, Any]], None]:

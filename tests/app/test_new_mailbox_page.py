@@ -264,3 +264,26 @@ def test_port_follows_again_after_leaving_the_form(app: AppTest) -> None:
     assert widget(app, "Port").value == 110
     set_field(app, "mailbox_type", "IMAP")
     assert widget(app, "Port").value == 143
+
+
+def test_suggested_settings_from_the_account_domain(app: AppTest) -> None:
+    open_new_mailbox(app)
+    set_field(app, "account", "jdoe@gmail.com")
+    assert not any("imap.gmail.com" in i.value for i in app.info)  # POP3 is chosen
+    assert any("Gmail: POP3 pop.gmail.com port 995 with SSL" in i.value for i in app.info)
+    set_field(app, "mailbox_type", "IMAP")
+    assert any("Gmail: IMAP imap.gmail.com port 993 with SSL" in i.value for i in app.info)
+    button(app, "Use suggested settings").click()
+    app.run()
+    assert widget(app, "Host").value == "imap.gmail.com"
+    assert widget(app, "Port").value == 993
+    assert widget(app, "SSL Enabled").value == "Yes"
+    assert not [i for i in app.info if "Suggested" in i.value], "offered only while Host is empty"
+    set_field(app, "ssl_enabled", "No")
+    assert widget(app, "Port").value == 143, "the port still follows SSL afterwards"
+
+
+def test_no_suggestion_for_an_unknown_domain(app: AppTest) -> None:
+    open_new_mailbox(app)
+    set_field(app, "account", "support@contoso.com")
+    assert not [i for i in app.info if "Suggested" in i.value]
