@@ -6,6 +6,9 @@ import streamlit as st
 from mailbox_core.errors import MailboxCoreError
 from mailbox_core.listing import audit_rows
 from ui import runtime
+from ui.navigation import require_entrypoint
+
+require_entrypoint()
 
 ALL = "All mailboxes"
 

@@ -8,8 +8,17 @@ from mailbox_core.errors import MailboxCoreError, MailboxNotFound
 from mailbox_core.probe import ProbeResult
 from mailbox_core.schemas import SECRET_FIELDS, Status
 from ui import form, health, runtime
-from ui.navigation import MAILBOXES_PAGE, NEW_MAILBOX_PAGE, flash, guarded, show_flash
+from ui.navigation import (
+    MAILBOXES_PAGE,
+    NEW_MAILBOX_PAGE,
+    flash,
+    guarded,
+    require_entrypoint,
+    show_flash,
+)
 from ui.results import show_probe
+
+require_entrypoint()
 
 PREFIX = "edit_mailbox"
 NEW_PREFIX = "new_mailbox"

@@ -6,8 +6,10 @@ import streamlit as st
 from mailbox_core.errors import MailboxCoreError
 from mailbox_core.listing import COLUMNS, health_summary, mailbox_rows
 from ui import bulk, checks, runtime, transfer
-from ui.navigation import NEW_MAILBOX_PAGE, show_flash
+from ui.navigation import NEW_MAILBOX_PAGE, require_entrypoint, show_flash
 from ui.results import show_probe
+
+require_entrypoint()
 
 st.title("Mailboxes")
 show_flash()

@@ -4,8 +4,10 @@ import streamlit as st
 
 from mailbox_core.errors import MailboxCoreError
 from ui import form, runtime
-from ui.navigation import MAILBOXES_PAGE, flash
+from ui.navigation import MAILBOXES_PAGE, flash, require_entrypoint
 from ui.results import show_probe
+
+require_entrypoint()
 
 PREFIX = "new_mailbox"
 
@@ -47,6 +49,7 @@ test.button(
     on_click=form.submit_test,
     args=(PREFIX, runtime.checker().test_values),
 )
+
 cancel.button("Cancel", on_click=_cancel)
 
 if probe := st.session_state.get(form.key(PREFIX, "probe")):

@@ -16,6 +16,39 @@ ACTIVITY_PAGE = "pages/activity.py"
 FLASH_KEY = "mailboxes.flash"
 
 
+def run_app() -> None:
+    """Page config and navigation over pages/: what streamlit_app.py runs."""
+    st.set_page_config(page_title="Mailbox Manager", page_icon=":material/mail:", layout="wide")
+    pages = [
+        st.Page(MAILBOXES_PAGE, title="Mailboxes", icon=":material/inbox:", default=True),
+        st.Page(NEW_MAILBOX_PAGE, title="New Mailbox", icon=":material/add_circle:"),
+        st.Page(ACTIVITY_PAGE, title="Activity", icon=":material/history:"),
+        # Reached from the list with ?id=N (a shareable link), not from the sidebar.
+        st.Page(
+            EDIT_MAILBOX_PAGE, title="Edit Mailbox", icon=":material/edit:", visibility="hidden"
+        ),
+    ]
+    st.navigation(pages).run()
+
+
+def require_entrypoint() -> None:
+    """Make a page that Streamlit started without the entrypoint go through it.
+
+    Streamlit 1.67 quirk: with a `pages/` folder beside the entrypoint, a new server runs
+    in the legacy pages-folder mode until some run calls st.navigation. If the first
+    request is a deep link (say a shared /edit_mailbox?id=3), Streamlit runs that page
+    file alone: no page config, the wrong sidebar, and the server stays so until someone
+    opens "/". Every page calls this first: in that mode it dispatches through the app's
+    own navigation in this same run (so the URL, query string and any click are kept)
+    and stops. tests/app/test_served_app.py covers it in Chromium.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(PagesManager, "uses_pages_directory", False):
+        run_app()  # st.navigation switches the legacy mode off, then runs the wanted page
+        st.stop()
+
+
 def flash(message: str, *, error: bool = False) -> None:
     """Show ``message`` once, on the next run of a page that calls ``show_flash``."""
     if message:

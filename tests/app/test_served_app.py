@@ -184,3 +184,30 @@ def test_select_a_row_edit_and_replace_the_password(
     assert mailboxes.get_credentials(1).password == SECRET
     assert frames
     assert not [f for f in frames if SECRET.encode() in f or old_password.encode() in f]
+
+
+def test_a_shared_deep_link_on_a_fresh_server_goes_through_the_entrypoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    need(os.path.exists(CHROMIUM), "Chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from mailbox_core.bootstrap import open_services
+    from mailbox_core.config import load_settings
+    from tests.conftest import mailbox_data
+
+    monkeypatch.setenv("MAILBOX_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("MAILBOX_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MAILBOX_ENCRYPTION_KEYS", raising=False)
+    open_services(load_settings()).mailboxes.create_mailbox(mailbox_data("gmail"))
+    with _serve(tmp_path) as url, sync_api.sync_playwright() as playwright:
+        page = browser_page(playwright, [])
+        # The very first request of this server is a deep link.
+        page.goto(f"{url}/edit_mailbox?id=1")
+        page.get_by_text("Edit Mailbox: Gmail helpdesk").wait_for(timeout=20_000)
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        nav.get_by_text("Activity").wait_for(timeout=10_000)
+        assert nav.get_by_text("streamlit app").count() == 0, "legacy pages-folder navigation"
+        assert (
+            page.get_by_role("textbox", name="Client ID", exact=True).input_value()
+            == "1234.apps.googleusercontent.com"
+        )
