@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import runpy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -14,21 +16,7 @@ NEW_MAILBOX_PAGE = "pages/new_mailbox.py"
 EDIT_MAILBOX_PAGE = "pages/edit_mailbox.py"
 ACTIVITY_PAGE = "pages/activity.py"
 FLASH_KEY = "mailboxes.flash"
-
-
-def run_app() -> None:
-    """Page config and navigation over pages/: what streamlit_app.py runs."""
-    st.set_page_config(page_title="Mailbox Manager", page_icon=":material/mail:", layout="wide")
-    pages = [
-        st.Page(MAILBOXES_PAGE, title="Mailboxes", icon=":material/inbox:", default=True),
-        st.Page(NEW_MAILBOX_PAGE, title="New Mailbox", icon=":material/add_circle:"),
-        st.Page(ACTIVITY_PAGE, title="Activity", icon=":material/history:"),
-        # Reached from the list with ?id=N (a shareable link), not from the sidebar.
-        st.Page(
-            EDIT_MAILBOX_PAGE, title="Edit Mailbox", icon=":material/edit:", visibility="hidden"
-        ),
-    ]
-    st.navigation(pages).run()
+ENTRYPOINT = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 
 
 def require_entrypoint() -> None:
@@ -38,14 +26,16 @@ def require_entrypoint() -> None:
     in the legacy pages-folder mode until some run calls st.navigation. If the first
     request is a deep link (say a shared /edit_mailbox?id=3), Streamlit runs that page
     file alone: no page config, the wrong sidebar, and the server stays so until someone
-    opens "/". Every page calls this first: in that mode it dispatches through the app's
-    own navigation in this same run (so the URL, query string and any click are kept)
-    and stops. tests/app/test_served_app.py covers it in Chromium.
+    opens "/". Every page calls this first: in that mode it runs the entrypoint in this
+    same run (its st.navigation switches the mode off and runs the wanted page, so the
+    URL, query string and any click are kept) and stops. A rerun would not do: AppTest
+    resets the mode before every run and the click would be lost.
+    tests/app/test_served_app.py covers it in Chromium.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
     if getattr(PagesManager, "uses_pages_directory", False):
-        run_app()  # st.navigation switches the legacy mode off, then runs the wanted page
+        runpy.run_path(str(ENTRYPOINT))
         st.stop()
 
 

@@ -207,7 +207,6 @@ def test_a_shared_deep_link_on_a_fresh_server_goes_through_the_entrypoint(
         nav = page.locator('[data-testid="stSidebarNav"]')
         nav.get_by_text("Activity").wait_for(timeout=10_000)
         assert nav.get_by_text("streamlit app").count() == 0, "legacy pages-folder navigation"
-        assert (
-            page.get_by_role("textbox", name="Client ID", exact=True).input_value()
-            == "1234.apps.googleusercontent.com"
-        )
+        # The form settles a moment after the title: wait for the value, don't race it.
+        client_id = page.get_by_role("textbox", name="Client ID", exact=True)
+        sync_api.expect(client_id).to_have_value("1234.apps.googleusercontent.com", timeout=10_000)
