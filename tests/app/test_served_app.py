@@ -143,19 +143,23 @@ def browser_page(playwright: Any, frames: list[bytes]) -> Any:
     return page
 
 
-def test_select_a_row_edit_and_replace_the_password(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def mailboxes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The service of the embedded deployment that ``_serve(tmp_path)`` will serve."""
     need(os.path.exists(CHROMIUM), "Chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
     from mailbox_core.bootstrap import open_services
     from mailbox_core.config import load_settings
-    from tests.conftest import SIGN_IN_PATHS, mailbox_data
 
     monkeypatch.setenv("MAILBOX_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("MAILBOX_DATABASE_URL", raising=False)
     monkeypatch.delenv("MAILBOX_ENCRYPTION_KEYS", raising=False)
-    mailboxes = open_services(load_settings()).mailboxes
+    return open_services(load_settings()).mailboxes
+
+
+def test_select_a_row_edit_and_replace_the_password(tmp_path: Path, mailboxes: Any) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.conftest import SIGN_IN_PATHS, mailbox_data
+
     mailboxes.create_mailbox(mailbox_data("password"))
     old_password = SIGN_IN_PATHS["password"]["password"]
     frames: list[bytes] = []
@@ -187,18 +191,12 @@ def test_select_a_row_edit_and_replace_the_password(
 
 
 def test_a_shared_deep_link_on_a_fresh_server_goes_through_the_entrypoint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, mailboxes: Any
 ) -> None:
-    need(os.path.exists(CHROMIUM), "Chromium is not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
-    from mailbox_core.bootstrap import open_services
-    from mailbox_core.config import load_settings
     from tests.conftest import mailbox_data
 
-    monkeypatch.setenv("MAILBOX_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("MAILBOX_DATABASE_URL", raising=False)
-    monkeypatch.delenv("MAILBOX_ENCRYPTION_KEYS", raising=False)
-    open_services(load_settings()).mailboxes.create_mailbox(mailbox_data("gmail"))
+    mailboxes.create_mailbox(mailbox_data("gmail"))
     with _serve(tmp_path) as url, sync_api.sync_playwright() as playwright:
         page = browser_page(playwright, [])
         # The very first request of this server is a deep link.
