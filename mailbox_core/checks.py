@@ -11,7 +11,7 @@ from typing import Any
 from mailbox_core.config import CheckSettings
 from mailbox_core.errors import MailboxCoreError
 from mailbox_core.models import MailboxCheck
-from mailbox_core.oauth import TokenClient, TokenError, TokenRequest
+from mailbox_core.oauth import TokenClient, TokenRequest
 from mailbox_core.probe import (
     Connector,
     ProbeResult,
@@ -60,11 +60,7 @@ class MailboxChecker:
     def test_values(self, values: Mapping[str, Any]) -> ProbeResult:
         """Test the unsaved form; raises ValidationFailed when the values are invalid."""
         create = parse_create(values)
-        credentials = Credentials(
-            password=_plain(create.password),
-            client_secret=_plain(create.client_secret),
-            refresh_token=_plain(create.refresh_token),
-        )
+        credentials = Credentials(**{f: _plain(getattr(create, f)) for f in SECRET_FIELDS})
         return self._probe(self._target(create, credentials, mailbox_id=None))
 
     def test_edit(
@@ -229,6 +225,3 @@ def _record(mailbox_id: int, started: datetime, result: ProbeResult) -> MailboxC
         latency_ms=round(result.elapsed_ms, 1),
         message_count=result.message_count,
     )
-
-
-__all__ = ["MailboxChecker", "TokenError"]

@@ -28,7 +28,6 @@ from mailbox_core.schemas import MailboxPublic
 from mailbox_core.transfer import (
     ImportFailed,
     ImportFileError,
-    plan_import,
     read_rows,
     to_csv,
     to_json,
@@ -141,8 +140,7 @@ def _import(args: argparse.Namespace, out: TextIO) -> int:
     mailboxes = open_services(load_settings()).mailboxes
     try:
         if args.dry_run:
-            taken = {m.name.casefold() for m in mailboxes.list_mailboxes()}
-            plan = plan_import(rows, taken)
+            plan = mailboxes.plan_import(rows)
             if not plan.ok:
                 raise ImportFailed(plan.problems)
             out.write(f"{len(plan.rows)} mailboxes would be imported.\n")

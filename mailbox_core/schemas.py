@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
@@ -78,6 +78,8 @@ LABELS: dict[str, str] = {
 }
 
 SECRET_FIELDS = ("password", "client_secret", "refresh_token")
+#: Settings people edit, i.e. every field of the form except the secrets, in form order.
+SETTING_FIELDS = tuple(f for f in LABELS if f not in SECRET_FIELDS)
 OAUTH_FIELDS = (
     "oauth_provider",
     "auth_method",
@@ -117,6 +119,11 @@ _URL_SCHEMES = {
     "imap": (MailboxType.IMAP, False),
     "imaps": (MailboxType.IMAP, True),
 }
+
+
+def plain(value: Any) -> Any:
+    """An enum setting as its text (JSON- and CSV-friendly); anything else unchanged."""
+    return value.value if isinstance(value, Enum) else value
 
 
 def default_port(mailbox_type: MailboxType | str, ssl_enabled: bool) -> int:

@@ -30,6 +30,7 @@ from mailbox_core.schemas import (
     KEEP_STORED,
     LABELS,
     SECRET_FIELDS,
+    SETTING_FIELDS,
     AuditPublic,
     CheckPublic,
     HealthPublic,
@@ -38,14 +39,13 @@ from mailbox_core.schemas import (
     Status,
     parse_create,
     parse_update,
+    plain,
 )
-from mailbox_core.transfer import ImportFailed, RowProblem, plan_import
+from mailbox_core.transfer import ImportFailed, ImportPlan, RowProblem, plan_import
 
 log = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = "system"
-#: Settings people edit, i.e. everything of the form except the secrets.
-SETTING_FIELDS = [f for f in LABELS if f not in SECRET_FIELDS]
 
 
 @dataclass(frozen=True, repr=False)
@@ -79,7 +79,7 @@ class MailboxService:
             try:
                 row = repository.add_mailbox(session, mailbox=row)
                 changes: dict[str, Any] = {
-                    f: [None, _plain(getattr(row, f))]
+                    f: [None, plain(getattr(row, f))]
                     for f in SETTING_FIELDS
                     if getattr(row, f) not in (None, "")
                 }
@@ -132,7 +132,7 @@ class MailboxService:
         with self._session() as session:
             rows = repository.get_mailboxes(session, mailbox_ids=mailbox_ids)
             for row in rows.values():
-                snapshot = {f: [_plain(getattr(row, f)), None] for f in SETTING_FIELDS}
+                snapshot = {f: [plain(getattr(row, f)), None] for f in SETTING_FIELDS}
                 repository.add_audit(session, event=_event("deleted", row, actor, snapshot))
                 session.delete(row)
             session.commit()
@@ -148,7 +148,7 @@ class MailboxService:
             for row in repository.get_mailboxes(session, mailbox_ids=mailbox_ids).values():
                 if row.status == status:
                     continue
-                changes = {"status": [_plain(row.status), status.value]}
+                changes = {"status": [plain(row.status), status.value]}
                 row.status, row.updated_at = status, utcnow()
                 session.add(row)
                 repository.add_audit(session, event=_event(action, row, actor, changes))
@@ -177,8 +177,7 @@ class MailboxService:
     ) -> list[MailboxPublic]:
         """Create every row in one transaction, or nothing (raises ImportFailed)."""
         with self._session() as session:
-            taken = {repository.name_key(m.name) for m in repository.list_mailboxes(session)}
-            plan = plan_import(rows, taken)
+            plan = self._plan_import(session, rows)
             if not plan.ok:
                 raise ImportFailed(plan.problems)
             created = []
@@ -207,6 +206,11 @@ class MailboxService:
             log.info("Imported %s mailboxes", len(created))
             return [to_public(row) for row in created]
 
+    def plan_import(self, rows: Sequence[Mapping[str, Any]]) -> ImportPlan:
+        """Validate import rows against the form's rules and the names in use; writes nothing."""
+        with self._session() as session:
+            return self._plan_import(session, rows)
+
     def list_mailboxes(self) -> list[MailboxPublic]:
         """Every mailbox, oldest first."""
         with self._session() as session:
@@ -225,8 +229,7 @@ class MailboxService:
     def get_credentials(self, mailbox_id: int) -> Credentials:
         """Decrypt a mailbox's secrets; raises SecretDecryptionError naming the mailbox."""
         with self._session() as session:
-            row = self._row(session, mailbox_id)
-            return Credentials(**{field: self._decrypt(row, field) for field in SECRET_FIELDS})
+            return self._credentials(self._row(session, mailbox_id))
 
     def mailboxes_for_check(
         self, mailbox_ids: list[int] | None = None
@@ -244,9 +247,7 @@ class MailboxService:
                 if row is None:
                     raise MailboxNotFound(mailbox_id)
                 try:
-                    credentials: Credentials | SecretDecryptionError = Credentials(
-                        **{field: self._decrypt(row, field) for field in SECRET_FIELDS}
-                    )
+                    credentials: Credentials | SecretDecryptionError = self._credentials(row)
                 except SecretDecryptionError as exc:
                     credentials = exc
                 loaded.append((to_public(row), credentials))
@@ -323,6 +324,13 @@ class MailboxService:
 
     # -- helpers
 
+    def _plan_import(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> ImportPlan:
+        taken = {repository.name_key(m.name) for m in repository.list_mailboxes(session)}
+        return plan_import(rows, taken)
+
+    def _credentials(self, row: Mailbox) -> Credentials:
+        return Credentials(**{field: self._decrypt(row, field) for field in SECRET_FIELDS})
+
     def _new_row(self, create: MailboxCreate) -> Mailbox:
         return Mailbox.model_validate(
             create.model_dump(exclude=set(SECRET_FIELDS)),
@@ -333,7 +341,7 @@ class MailboxService:
         """Copy an edit onto the row; returns the audit changes (secrets never by value)."""
         changes: dict[str, Any] = {}
         for field in SETTING_FIELDS:
-            old, new = _plain(getattr(row, field)), _plain(getattr(update, field))
+            old, new = plain(getattr(row, field)), plain(getattr(update, field))
             if old != new:
                 changes[field] = [old, new]
                 setattr(row, field, getattr(update, field))
@@ -411,11 +419,6 @@ def _duplicate(name: str) -> ValidationFailed:
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-friendly form of a setting for the audit trail."""
-    return value.value if hasattr(value, "value") else value
 
 
 def _event(action: str, row: Mailbox, actor: str, changes: dict[str, Any]) -> AuditEvent:

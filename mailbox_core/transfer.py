@@ -16,10 +16,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailbox_core.errors import FieldError, MailboxCoreError
-from mailbox_core.schemas import LABELS, SECRET_FIELDS, MailboxCreate, MailboxPublic, parse_create
+from mailbox_core.repository import name_key
+from mailbox_core.schemas import (
+    LABELS,
+    SECRET_FIELDS,
+    SETTING_FIELDS,
+    MailboxCreate,
+    MailboxPublic,
+    parse_create,
+    plain,
+)
 
 #: Columns of an export, in form order; an import also accepts the secret columns.
-EXPORT_FIELDS = [f for f in LABELS if f not in SECRET_FIELDS]
+EXPORT_FIELDS = list(SETTING_FIELDS)
 IMPORT_FIELDS = set(LABELS)
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 
@@ -54,7 +63,7 @@ class ImportPlan:
         """What the rows would create, secrets shown only as set / not set."""
         return [
             {
-                **{LABELS[f]: _cell(getattr(r, f)) for f in EXPORT_FIELDS},
+                **{LABELS[f]: plain(getattr(r, f)) for f in EXPORT_FIELDS},
                 **{LABELS[f]: "set" if getattr(r, f) else "" for f in SECRET_FIELDS},
             }
             for r in self.rows
@@ -73,7 +82,7 @@ class ImportFailed(MailboxCoreError):
 
 def export_rows(mailboxes: list[MailboxPublic]) -> list[dict[str, Any]]:
     """Settings of each mailbox, by field name (no secrets, no IDs)."""
-    return [{f: _cell(getattr(m, f)) for f in EXPORT_FIELDS} for m in mailboxes]
+    return [{f: plain(getattr(m, f)) for f in EXPORT_FIELDS} for m in mailboxes]
 
 
 def to_json(mailboxes: list[MailboxPublic]) -> str:
@@ -85,7 +94,7 @@ def to_csv(mailboxes: list[MailboxPublic]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in export_rows(mailboxes):
-        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+        writer.writerow({k: _csvplain(v) for k, v in row.items()})
     return buffer.getvalue()
 
 
@@ -123,7 +132,7 @@ def plan_import(rows: Sequence[Mapping[str, Any]], taken_names: set[str]) -> Imp
             errors = getattr(exc, "errors", ())
             plan.problems += [RowProblem(number, e) for e in errors]
             continue
-        key = created.name.strip().casefold()
+        key = name_key(created.name)
         if key in seen:
             plan.problems.append(
                 RowProblem(
@@ -163,11 +172,7 @@ def _csv_rows(text: str, filename: str) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k is not None and v not in (None, "")} for r in rows]
 
 
-def _cell(value: Any) -> Any:
-    return value.value if hasattr(value, "value") else value
-
-
-def _csv_cell(value: Any) -> Any:
+def _csvplain(value: Any) -> Any:
     if isinstance(value, bool):
         return "Yes" if value else "No"
     return "" if value is None else value

@@ -44,7 +44,7 @@ if not mailboxes:
         "helpdesk should poll, or import them below.",
         icon=":material/inbox:",
     )
-    transfer.import_section(service, mailboxes)
+    transfer.import_section(service)
     st.stop()
 
 counts = health_summary(mailboxes, health)
@@ -98,4 +98,4 @@ for mailbox_id, result in checks.stored_results().items():
 
 st.divider()
 transfer.export_buttons(mailboxes)
-transfer.import_section(service, mailboxes)
+transfer.import_section(service)

@@ -8,7 +8,6 @@ seeded into session state once. Which fields show comes from the core's
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import StrEnum
 from typing import Any, TypeVar
 
 import streamlit as st
@@ -19,6 +18,7 @@ from mailbox_core.probe import ProbeResult
 from mailbox_core.schemas import (
     LABELS,
     SECRET_FIELDS,
+    SETTING_FIELDS,
     AuthMethod,
     MailboxPublic,
     MailboxType,
@@ -27,6 +27,7 @@ from mailbox_core.schemas import (
     default_port,
     needs_password,
     parse_host,
+    plain,
     required_fields,
     visible_fields,
 )
@@ -84,14 +85,10 @@ def init_state(prefix: str) -> None:
 def form_values(mailbox: MailboxPublic) -> dict[str, Any]:
     """A saved mailbox as widget values (no secrets: they are write-only)."""
     values: dict[str, Any] = {}
-    for field in LABELS:
-        if field in SECRET_FIELDS:
-            continue
-        value = getattr(mailbox, field)
+    for field in SETTING_FIELDS:
+        value = plain(getattr(mailbox, field))
         if isinstance(value, bool) and field != "allow_self_signed":
             value = "Yes" if value else "No"
-        elif isinstance(value, StrEnum):
-            value = value.value
         values[field] = value if value is not None else DEFAULTS.get(field, "")
     return values
 

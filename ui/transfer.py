@@ -10,7 +10,7 @@ import streamlit as st
 from mailbox_core.errors import MailboxCoreError
 from mailbox_core.schemas import MailboxPublic
 from mailbox_core.service import MailboxService
-from mailbox_core.transfer import ImportFailed, plan_import, read_rows, to_csv, to_json
+from mailbox_core.transfer import ImportFailed, read_rows, to_csv, to_json
 from ui import runtime
 from ui.navigation import flash, guarded
 
@@ -32,7 +32,7 @@ def export_buttons(mailboxes: list[MailboxPublic]) -> None:
     )
 
 
-def import_section(service: MailboxService, mailboxes: list[MailboxPublic]) -> None:
+def import_section(service: MailboxService) -> None:
     """Upload a file, see what it would create (or every problem), then import it all."""
     with st.expander("Import mailboxes from CSV or JSON"):
         st.caption(
@@ -48,7 +48,7 @@ def import_section(service: MailboxService, mailboxes: list[MailboxPublic]) -> N
         except MailboxCoreError as exc:
             st.error(str(exc))
             return
-        plan = plan_import(rows, {m.name.casefold() for m in mailboxes})
+        plan = service.plan_import(rows)
         if not plan.ok:
             st.error(f"Nothing can be imported: {len(plan.problems)} problems.")
             st.dataframe(
