@@ -109,13 +109,21 @@ class ProbeTarget:
         return f"ProbeTarget({self.mailbox_type.value} {self.host}:{self.port} {self.account})"
 
 
-class _Failed(Exception):
-    """Internal: ends the probe at the current step with a person-readable detail."""
+class _StepOutcome(Exception):
+    """Internal: a step's person-readable detail and hint, raised from inside the step."""
 
     def __init__(self, detail: str, hint: str = "") -> None:
         super().__init__(detail)
         self.detail = detail
         self.hint = hint
+
+
+class _Failed(_StepOutcome):
+    """Ends the probe at the current step."""
+
+
+class _Warning(_StepOutcome):
+    """The step worked, with a caveat the person should see (e.g. no encryption)."""
 
 
 def default_resolver(host: str, port: int) -> list[tuple[Any, ...]]:
@@ -560,16 +568,14 @@ class Probe:
 
     def _peer_names(self) -> list[str]:
         """Read the certificate without trusting it, only to name it in the hint."""
+        if not self.target.ssl_enabled:
+            return []  # after STARTTLS the protocol dance is not worth repeating
         try:
             sock = self.connector(self.addresses[0], max(0.5, self._remaining()))
         except (OSError, TimeoutError):
             return []
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+        context = client_context(allow_self_signed=True)  # verifies nothing, by design here
         try:
-            if not self.target.ssl_enabled:
-                return []  # after STARTTLS the protocol dance is not worth repeating
             with context.wrap_socket(sock, server_hostname=self.target.host) as wrapped:
                 return certificate_names(wrapped.getpeercert(binary_form=True))
         except (OSError, TimeoutError):
@@ -595,13 +601,6 @@ class Probe:
             f"Check Mailbox Type and Port: {expected} usually uses "
             f"{'143/993' if self._imap else '110/995'}.",
         )
-
-
-class _Warning(Exception):
-    def __init__(self, detail: str, hint: str = "") -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.hint = hint
 
 
 class _PreconnectedIMAP(imaplib.IMAP4):
