@@ -95,6 +95,10 @@ def _fold(health: MailboxHealth | None, check: MailboxCheck) -> MailboxHealth:
     return health
 
 
+def get_health(session: Session, *, mailbox_id: int) -> MailboxHealth | None:
+    return session.get(MailboxHealth, mailbox_id)
+
+
 def list_health(session: Session) -> Sequence[MailboxHealth]:
     return session.exec(select(MailboxHealth)).all()
 

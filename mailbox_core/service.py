@@ -277,6 +277,12 @@ class MailboxService:
             rows = repository.list_checks(session, mailbox_id=mailbox_id, limit=limit)
             return [CheckPublic.model_validate(row) for row in rows]
 
+    def health_of(self, mailbox_id: int) -> HealthPublic | None:
+        """One mailbox's health (None when it was never checked)."""
+        with self._session() as session:
+            row = repository.get_health(session, mailbox_id=mailbox_id)
+            return HealthPublic.model_validate(row) if row else None
+
     def health(self) -> dict[int, HealthPublic]:
         """Current health per mailbox ID (mailboxes never checked are absent)."""
         with self._session() as session:

@@ -11,7 +11,7 @@ from mailbox_core.service import MailboxService
 def section(service: MailboxService, mailbox_id: int) -> None:
     """Last check, last success, consecutive failures, last error, then the history."""
     st.subheader("Health")
-    current = service.health().get(mailbox_id)
+    current = service.health_of(mailbox_id)
     if current is None:
         st.caption(
             "Never checked. Use Test connection on the Mailboxes page or "
