@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mailbox_core.config import CheckSettings
-from mailbox_core.errors import MailboxCoreError
+from mailbox_core.errors import MailboxCoreError, StoredSecretRefused
 from mailbox_core.models import MailboxCheck
 from mailbox_core.oauth import TokenClient, TokenRequest
 from mailbox_core.probe import (
@@ -23,12 +23,15 @@ from mailbox_core.probe import (
 )
 from mailbox_core.schemas import (
     KEEP_STORED,
+    LABELS,
     SECRET_FIELDS,
     MailboxCreate,
     MailboxPublic,
     OAuthProvider,
+    changed_destination,
     parse_create,
     parse_update,
+    secrets_used,
 )
 from mailbox_core.service import Credentials, MailboxService
 
@@ -71,9 +74,12 @@ class MailboxChecker:
     ) -> ProbeResult:
         """Test unsaved edits of a saved mailbox: blank secrets use the stored ones.
 
-        Nothing is saved or recorded; raises ValidationFailed for invalid values.
+        A stored secret is used only while the destination it was saved for is
+        unchanged; otherwise StoredSecretRefused asks for it to be typed again, and
+        nothing is sent. Nothing is saved or recorded; raises ValidationFailed for
+        invalid values.
         """
-        [(_, stored)] = self.mailboxes.mailboxes_for_check([mailbox_id])
+        [(saved, stored)] = self.mailboxes.mailboxes_for_check([mailbox_id])
         if isinstance(stored, MailboxCoreError):
             return _failed(
                 "Sign-in",
@@ -83,8 +89,16 @@ class MailboxChecker:
             )
         kept = {f for f in SECRET_FIELDS if getattr(stored, f)} - set(clear)
         edit = parse_update(values, kept)
+        used = secrets_used(edit)
+        kept_and_used = [f for f in used if _plain(getattr(edit, f)) == KEEP_STORED]
+        changed = changed_destination(saved, edit)
+        if kept_and_used and changed:
+            raise StoredSecretRefused(kept_and_used, changed, LABELS)
         credentials = Credentials(
-            **{f: _resolve(getattr(edit, f), getattr(stored, f)) for f in SECRET_FIELDS}
+            **{
+                f: _resolve(getattr(edit, f), getattr(stored, f)) if f in used else None
+                for f in SECRET_FIELDS
+            }
         )
         # A provider may rotate the refresh token it was given: store the rotation only
         # when that token was the stored one.
@@ -185,6 +199,7 @@ class MailboxChecker:
             ssl_enabled=mailbox.ssl_enabled,
             starttls=mailbox.starttls,
             allow_self_signed=mailbox.allow_self_signed,
+            allow_plaintext=mailbox.allow_plaintext_password,
             token_source=token_source,
             oauth_label=label,
         )

@@ -73,6 +73,15 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         ) from exc
 
 
+def head_revision() -> str | None:
+    """The newest revision this code knows (what ``upgrade`` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at (None when it was never migrated)."""
     with engine.connect() as connection:

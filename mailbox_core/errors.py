@@ -8,6 +8,7 @@ catches that one class and shows ``str(exc)``; anything else is a bug.
     ├── StorageError              the database could not be reached or written
     ├── MailboxNotFound           no mailbox with that ID
     ├── ValidationFailed          one or more fields are wrong; carries FieldError items
+    │   └── StoredSecretRefused   a kept secret would go to a destination it was not saved for
     ├── ConcurrentEditError       someone else saved the mailbox since it was loaded
     └── SecretDecryptionError     a stored secret does not open with the configured keys
 """
@@ -90,4 +91,29 @@ class SecretDecryptionError(MailboxCoreError):
             f"The {secret} of {who} cannot be decrypted with the configured encryption "
             "keys. Add the key it was saved with to MAILBOX_ENCRYPTION_KEYS (or restore "
             "data/secret.key); nothing has been changed."
+        )
+
+
+class StoredSecretRefused(ValidationFailed):
+    """An edit moves a mailbox to another destination while keeping a stored secret.
+
+    The stored secret is not used: it must be typed again, or (on Save only) kept on
+    purpose with ``confirmed``. ``secrets`` are the kept fields, ``changed`` the
+    destination fields that differ, both as field names.
+    """
+
+    def __init__(self, secrets: list[str], changed: list[str], labels: dict[str, str]) -> None:
+        self.secrets = tuple(secrets)
+        self.changed = tuple(changed)
+        moved = ", ".join(labels.get(f, f) for f in changed)
+        super().__init__(
+            [
+                FieldError(
+                    field,
+                    labels.get(field, field),
+                    f"type it again: the stored {labels.get(field, field)} is only sent to the "
+                    f"server it was saved for, and {moved} changed",
+                )
+                for field in secrets
+            ]
         )

@@ -102,6 +102,7 @@ class ProbeTarget:
     ssl_enabled: bool = False
     starttls: bool = False
     allow_self_signed: bool = False
+    allow_plaintext: bool = False
     token_source: TokenSource | None = field(default=None, compare=False)
     oauth_label: str = ""
 
@@ -323,21 +324,7 @@ class Probe:
     def _starttls(self) -> str:
         offered = {"STARTTLS", "STLS"} & self.capabilities
         if not self.target.starttls:
-            if offered and not self._local():
-                raise _Warning(
-                    "Not encrypted: the password will cross the network in plain text",
-                    "The server offers STARTTLS: set STARTTLS to Yes.",
-                )
-            if offered:
-                raise _Warning(
-                    "Not encrypted, although the server offers STARTTLS",
-                    "Set STARTTLS to Yes so the password is never sent in plain text.",
-                )
-            raise _Warning(
-                "Not encrypted, and the server offers no STARTTLS",
-                "Use SSL Enabled = Yes with port "
-                f"{993 if self._imap else 995} if the server supports it.",
-            )
+            self._plaintext_sign_in(bool(offered))
         if not offered:
             raise _Failed(
                 "The server does not offer STARTTLS",
@@ -354,6 +341,27 @@ class Probe:
             self.sock = self.client.sock
         self._check_self_signed_name()
         return self._tls_detail()
+
+    def _plaintext_sign_in(self, offered: bool) -> None:
+        """No TLS was asked for: refuse to send a credential unless the mailbox allows it."""
+        secure = (
+            "The server offers STARTTLS: set STARTTLS to Yes."
+            if offered
+            else f"Use SSL Enabled = Yes with port {993 if self._imap else 995} if the "
+            "server supports it."
+        )
+        secret = "access token" if self.target.token_source is not None else "password"
+        if not self.target.allow_plaintext:
+            raise _Failed(
+                f"Not encrypted: signing in would send the {secret} in plain text, so it "
+                "was not sent",
+                f"{secure} Only on a network you trust: turn on 'Allow sign-in without "
+                "encryption' under Advanced.",
+            )
+        raise _Warning(
+            f"Not encrypted: the {secret} is sent in plain text (allowed for this mailbox)",
+            secure,
+        )
 
     def _greet(self) -> str:
         assert self.sock is not None
@@ -451,9 +459,6 @@ class Probe:
     @property
     def _imap(self) -> bool:
         return self.target.mailbox_type is MailboxType.IMAP
-
-    def _local(self) -> bool:
-        return self.target.host in {"localhost", "127.0.0.1", "::1"}
 
     def _set_timeout(self) -> None:
         if self.sock is not None:

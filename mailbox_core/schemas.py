@@ -75,11 +75,29 @@ LABELS: dict[str, str] = {
     "client_secret": "Client Secret",
     "refresh_token": "Refresh Token",
     "allow_self_signed": "Allow self-signed certificate",
+    "allow_plaintext_password": "Allow sign-in without encryption",
 }
 
 SECRET_FIELDS = ("password", "client_secret", "refresh_token")
 #: Settings people edit, i.e. every field of the form except the secrets, in form order.
 SETTING_FIELDS = tuple(f for f in LABELS if f not in SECRET_FIELDS)
+#: Where a stored secret goes (SPEC §4, issue 11 D1): a stored secret is used only while
+#: every one of these is what it was saved with, so an edit cannot aim it at another host.
+DESTINATION_FIELDS = (
+    "mailbox_type",
+    "host",
+    "port",
+    "ssl_enabled",
+    "starttls",
+    "account",
+    "oauth_enabled",
+    "oauth_provider",
+    "auth_method",
+    "tenant_id",
+    "client_id",
+)
+#: Advanced options, drawn in the form's "Advanced" section.
+ADVANCED_FIELDS = ("allow_self_signed", "allow_plaintext_password")
 OAUTH_FIELDS = (
     "oauth_provider",
     "auth_method",
@@ -109,6 +127,7 @@ _FIELD_HINTS: dict[str, str] = {
     "client_secret": "enter the client secret as text of at most 4096 characters",
     "refresh_token": "enter the refresh token as text of at most 4096 characters",
     "allow_self_signed": "choose Yes or No",
+    "allow_plaintext_password": "choose Yes or No",
 }
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -335,6 +354,8 @@ def visible_fields(values: Mapping[str, Any]) -> list[str]:
             fields.append("oauth_provider")
             fields += _provider_fields(values)
     fields.append("allow_self_signed")
+    if not _is_true(values.get("ssl_enabled")) and not _is_true(values.get("starttls")):
+        fields.append("allow_plaintext_password")
     return fields
 
 
@@ -374,6 +395,7 @@ def required_fields(values: Mapping[str, Any]) -> list[str]:
         "status",
         "oauth_enabled",
         "allow_self_signed",
+        "allow_plaintext_password",
         "password",
     }
     required += [f for f in visible_fields(values) if f not in optional and f not in required]
@@ -401,6 +423,8 @@ def normalise_input(raw: Mapping[str, Any]) -> dict[str, Any]:
             data.pop(field, None)
     if "starttls" not in keep:
         data["starttls"] = False
+    if "allow_plaintext_password" not in keep:
+        data["allow_plaintext_password"] = False
     if data.get("port") in (None, "") and not isinstance(mailbox_type, bool):
         with suppress(ValueError):  # an unknown type is reported on its own field
             data["port"] = default_port(
@@ -440,6 +464,7 @@ class MailboxBase(SQLModel):
     ssl_enabled: bool = False
     starttls: bool = False
     allow_self_signed: bool = False
+    allow_plaintext_password: bool = False
     status: Status = Field(default=Status.ACTIVE)
     comments: str | None = Field(default=None, max_length=2000)
     oauth_enabled: bool = False
@@ -468,6 +493,7 @@ class MailboxCreate(MailboxBase):
     ssl_enabled: YesNo = False
     starttls: YesNo = False
     allow_self_signed: YesNo = False
+    allow_plaintext_password: YesNo = False
     status: Annotated[Status, _choice(Status)] = Status.ACTIVE
     comments: Annotated[Comments | None, Blank] = None
     oauth_enabled: YesNo = False
@@ -610,6 +636,24 @@ def parse_update(raw: Mapping[str, Any], stored: set[str]) -> MailboxCreate:
         if _secret_blank_to_none(values.get(field)) is None:
             values[field] = KEEP_STORED
     return parse_create(values)
+
+
+def changed_destination(saved: MailboxBase, edited: MailboxBase) -> list[str]:
+    """The destination fields (where a stored secret would be sent) that an edit changes."""
+    return [
+        field
+        for field in DESTINATION_FIELDS
+        if plain(getattr(saved, field)) != plain(getattr(edited, field))
+    ]
+
+
+def secrets_used(mailbox: MailboxBase) -> list[str]:
+    """The secrets this mailbox's sign-in sends somewhere (SPEC §3), in form order."""
+    values = {field: plain(getattr(mailbox, field)) for field in SETTING_FIELDS}
+    values = {k: ("Yes" if v is True else "No" if v is False else v) for k, v in values.items()}
+    used = ["password"] if needs_password(values) else []
+    shown = visible_fields(values)
+    return used + [field for field in ("client_secret", "refresh_token") if field in shown]
 
 
 # ---------------------------------------------------------------- entry point

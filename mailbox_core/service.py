@@ -23,6 +23,7 @@ from mailbox_core.errors import (
     MailboxNotFound,
     SecretDecryptionError,
     StorageError,
+    StoredSecretRefused,
     ValidationFailed,
 )
 from mailbox_core.models import AuditEvent, Mailbox, MailboxCheck, utcnow
@@ -37,9 +38,11 @@ from mailbox_core.schemas import (
     MailboxCreate,
     MailboxPublic,
     Status,
+    changed_destination,
     parse_create,
     parse_update,
     plain,
+    secrets_used,
 )
 from mailbox_core.transfer import ImportFailed, ImportPlan, RowProblem, plan_import
 
@@ -98,12 +101,15 @@ class MailboxService:
         *,
         expected_version: int,
         clear: frozenset[str] | set[str] = frozenset(),
+        keep_secrets_for_new_destination: bool = False,
         actor: str = SYSTEM_ACTOR,
     ) -> MailboxPublic:
         """Save an edit made on version ``expected_version``; refuse if it moved on.
 
         A blank secret keeps the stored one, a typed one replaces it, a field in ``clear``
-        removes it; secrets of fields that no longer apply are removed.
+        removes it; secrets of fields that no longer apply are removed. Keeping a stored
+        secret while the destination changes (Host, Port, …) needs
+        ``keep_secrets_for_new_destination``, else StoredSecretRefused.
         """
         with self._session() as session:
             row = self._row(session, mailbox_id)
@@ -113,7 +119,11 @@ class MailboxService:
             update = parse_update(data, stored)
             if repository.name_taken(session, name=update.name, exclude_id=mailbox_id):
                 raise _duplicate(update.name)
+            moved = _moved_secrets(row, update)
+            if moved and not keep_secrets_for_new_destination:
+                raise StoredSecretRefused(moved, changed_destination(row, update), LABELS)
             changes = self._apply(row, update)
+            changes.update({f: "kept for the new destination" for f in moved})
             if not changes:
                 return to_public(row)
             row.updated_at = utcnow()
@@ -410,6 +420,17 @@ def to_public(row: Mailbox) -> MailboxPublic:
         row,
         update={f"has_{field}": tokens[field] is not None for field in SECRET_FIELDS},
     )
+
+
+def _moved_secrets(row: Mailbox, update: MailboxCreate) -> list[str]:
+    """Stored secrets an edit keeps, uses, and would send to a changed destination."""
+    if not changed_destination(row, update):
+        return []
+    return [
+        f
+        for f in secrets_used(update)
+        if (secret := getattr(update, f)) is not None and secret.get_secret_value() == KEEP_STORED
+    ]
 
 
 def _secret_tokens(row: Mailbox) -> dict[str, str | None]:

@@ -96,6 +96,10 @@ if errors := st.session_state.get(form.key(PREFIX, "errors")):
     st.error(f"Nothing was saved. Please correct: {', '.join(form.LABELS[f] for f in errors)}.")
 if failure := st.session_state.get(form.key(PREFIX, "failure")):
     st.error(failure)
+if moved := st.session_state.get(form.key(PREFIX, "moved")):
+    # The destination changed but a stored secret was left blank: keep it only on purpose.
+    names = " and ".join(form.LABELS[f] for f in moved)
+    st.checkbox(f"Keep the stored {names} for the new server", key=form.key(PREFIX, "keep_moved"))
 
 
 def _test(values: dict[str, Any]) -> ProbeResult:

@@ -12,10 +12,11 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from mailbox_core.errors import MailboxCoreError, ValidationFailed
+from mailbox_core.errors import MailboxCoreError, StoredSecretRefused, ValidationFailed
 from mailbox_core.presets import suggest
 from mailbox_core.probe import ProbeResult
 from mailbox_core.schemas import (
+    ADVANCED_FIELDS,
     LABELS,
     SECRET_FIELDS,
     SETTING_FIELDS,
@@ -45,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "oauth_provider": OAuthProvider.UNKNOWN.value,
     "auth_method": AuthMethod.PASSWORD.value,
     "allow_self_signed": False,
+    "allow_plaintext_password": False,
 }
 MFA_HELP = (
     "Uses Microsoft's resource-owner password grant with Account and Password. Microsoft "
@@ -87,7 +89,7 @@ def form_values(mailbox: MailboxPublic) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for field in SETTING_FIELDS:
         value = plain(getattr(mailbox, field))
-        if isinstance(value, bool) and field != "allow_self_signed":
+        if isinstance(value, bool) and field not in ADVANCED_FIELDS:
             value = "Yes" if value else "No"
         values[field] = value if value is not None else DEFAULTS.get(field, "")
     return values
@@ -178,12 +180,20 @@ def _use_suggestion(prefix: str) -> None:
     st.session_state[key(prefix, "port_typed")] = False
 
 
-def _attempt(prefix: str, action: Callable[[], T]) -> T | None:
-    """Run a core action for the form; problems are kept for the next run (None returned)."""
-    st.session_state.pop(key(prefix, "errors"), None)
-    st.session_state.pop(key(prefix, "failure"), None)
+def _attempt(prefix: str, action: Callable[[], T], *, confirmable: bool = False) -> T | None:
+    """Run a core action for the form; problems are kept for the next run (None returned).
+
+    ``confirmable``: a stored secret kept for a new destination may be confirmed (Save),
+    so the page offers the confirmation; a test never sends it (no offer).
+    """
+    for name in ("errors", "failure", "moved"):
+        st.session_state.pop(key(prefix, name), None)
     try:
         return action()
+    except StoredSecretRefused as exc:
+        st.session_state[key(prefix, "errors")] = exc.by_field()
+        if confirmable:
+            st.session_state[key(prefix, "moved")] = exc.secrets
     except ValidationFailed as exc:
         st.session_state[key(prefix, "errors")] = exc.by_field()
     except MailboxCoreError as exc:
@@ -214,8 +224,10 @@ def submit_update(
             submitted_values(prefix),
             expected_version=st.session_state[key(prefix, "version")],
             clear=cleared_secrets(prefix),
+            keep_secrets_for_new_destination=bool(st.session_state.get(key(prefix, "keep_moved"))),
             actor=actor,
         ),
+        confirmable=True,
     )
     if saved is not None:
         clear_form(prefix)
@@ -238,9 +250,8 @@ def render(prefix: str) -> None:
     st.html(HIDE_PASSWORD_REVEAL)
     values = current_values(prefix)
     errors: dict[str, str] = st.session_state.get(key(prefix, "errors")) or {}
-    advanced = [f for f in visible_fields(values) if f == "allow_self_signed"]
     for field in visible_fields(values):
-        if field in advanced:
+        if field in ADVANCED_FIELDS:
             continue
         _WIDGETS[field](prefix, values)
         if field == "account":
@@ -257,6 +268,13 @@ def render(prefix: str) -> None:
             "saved, but it signs in with Account and Password until a provider is "
             "chosen."
         )
+    plaintext = "allow_plaintext_password" in visible_fields(values)
+    if plaintext and not values.get("allow_plaintext_password"):
+        st.caption(
+            ":material/lock_open: Without SSL or STARTTLS the connection is not encrypted: "
+            "the connection test will not send the password unless you allow it under "
+            "Advanced."
+        )
     with st.expander("Advanced"):
         st.toggle(
             LABELS["allow_self_signed"],
@@ -264,6 +282,17 @@ def render(prefix: str) -> None:
             help="Accept a server certificate no trusted CA signed. Off by default: "
             "only for test servers or appliances you control.",
         )
+        if plaintext:
+            st.toggle(
+                LABELS["allow_plaintext_password"],
+                key=key(prefix, "allow_plaintext_password"),
+                help="Send the password (or token) over a connection that is not "
+                "encrypted. Off by default: anyone on the network path can read it. "
+                "Only for a network you trust.",
+            )
+        for field in ADVANCED_FIELDS:
+            if field in errors:
+                st.error(f"{LABELS[field]}: {errors[field]}", icon=":material/error:")
 
 
 def _offer_suggestion(prefix: str, values: dict[str, Any]) -> None:
@@ -447,5 +476,5 @@ _WIDGETS: dict[str, Callable[[str, dict[str, Any]], None]] = {
     "refresh_token": _secret("refresh_token", "Stored encrypted; never shown again."),
 }
 
-assert set(_WIDGETS) | {"allow_self_signed"} == set(LABELS)
+assert set(_WIDGETS) | set(ADVANCED_FIELDS) == set(LABELS)
 assert set(SECRET_FIELDS) <= set(_WIDGETS)

@@ -118,16 +118,16 @@ def test_edit_page_tests_unsaved_changes_with_the_stored_password(
     from tests.app.conftest import set_field, widget
 
     services = open_services(load_settings())
-    # Saved with the wrong port (plain IMAP port but SSL on): the test must use the edit.
     mailbox = services.mailboxes.create_mailbox(
-        dovecot_imaps(dovecot_server, "Edited", "alice-Secret-1", port=dovecot_server.ports["imap"])
+        dovecot_imaps(dovecot_server, "Edited", "alice-Secret-1", comments="old")
     )
     dovecot_app.run()
     dovecot_app.switch_page("pages/edit_mailbox.py")
     dovecot_app.query_params["id"] = str(mailbox.id)
     dovecot_app.run()
     assert widget(dovecot_app, "Password").value == ""
-    set_field(dovecot_app, "port", dovecot_server.ports["imaps"])
+    # Not a destination field: the stored password may be used.
+    set_field(dovecot_app, "comments", "unsaved note")
     button(dovecot_app, "Test connection").click()
     dovecot_app.run()
     assert not dovecot_app.exception
@@ -136,5 +136,48 @@ def test_edit_page_tests_unsaved_changes_with_the_stored_password(
         for s in dovecot_app.success
     )
     saved = services.mailboxes.get_mailbox(mailbox.id)
-    assert saved.port == dovecot_server.ports["imap"], "testing must not save"
+    assert saved.comments == "old", "testing must not save"
     assert mailbox.id not in services.mailboxes.health(), "an edit test is not recorded"
+
+
+def test_edit_page_asks_for_the_password_again_when_the_server_changes(
+    dovecot_app: AppTest, dovecot_server: Any
+) -> None:
+    from tests.app.conftest import set_field, widget
+    from tests.support.hostile import CaptureServer
+
+    services = open_services(load_settings())
+    mailbox = services.mailboxes.create_mailbox(
+        dovecot_imaps(dovecot_server, "Moved", "alice-Secret-1")
+    )
+    capture = CaptureServer()
+    try:
+        dovecot_app.run()
+        dovecot_app.switch_page("pages/edit_mailbox.py")
+        dovecot_app.query_params["id"] = str(mailbox.id)
+        dovecot_app.run()
+        set_field(dovecot_app, "host", "127.0.0.1")
+        set_field(dovecot_app, "ssl_enabled", "No")
+        set_field(dovecot_app, "port", capture.port)
+        widget(dovecot_app, "Allow sign-in without encryption").set_value(True)
+        dovecot_app.run()
+        button(dovecot_app, "Test connection").click()
+        dovecot_app.run()
+        assert not dovecot_app.exception
+        errors = [e.value for e in dovecot_app.error]
+        assert any(
+            e.startswith(
+                "Password: type it again: the stored Password is only sent to the "
+                "server it was saved for, and Host, Port, SSL Enabled changed"
+            )
+            for e in errors
+        ), errors
+        assert capture.connections == 0, "nothing may be sent to the new server"
+        # Typed again, the test goes ahead with what the user typed.
+        set_field(dovecot_app, "password", "typed-for-the-new-server")
+        button(dovecot_app, "Test connection").click()
+        dovecot_app.run()
+        assert capture.received_text().count("typed-for-the-new-server") == 1
+        assert "alice-Secret-1" not in capture.received_text()
+    finally:
+        capture.stop()

@@ -57,6 +57,16 @@ def test_edit_from_the_list_keeps_a_blank_password(app: AppTest, services: Servi
     set_field(app, "port", 1995)
     button(app, "Save").click()
     app.run()
+    # A new port is a new destination: the stored password goes there only on purpose.
+    assert titles(app) == ["Edit Mailbox: Support POP3"]
+    assert any(e.value.startswith("Password: type it again") for e in app.error)
+    assert services.mailboxes.get_mailbox(mailbox.id).port == 110
+    widget_checkbox = [c for c in app.checkbox if c.label.startswith("Keep the stored Password")]
+    assert [c.label for c in widget_checkbox] == ["Keep the stored Password for the new server"]
+    widget_checkbox[0].check()
+    app.run()
+    button(app, "Save").click()
+    app.run()
     assert titles(app) == ["Mailboxes"]
     assert app.success[0].value == f"Mailbox “Support POP3” (ID {mailbox.id}) saved."
     assert app.dataframe[0].value.loc[0, "Port"] == 1995
@@ -80,7 +90,7 @@ def test_edit_page_shows_every_problem_and_saves_nothing(services: Services) -> 
 def test_second_editor_is_refused_and_the_first_save_stays(services: Services) -> None:
     mailbox = services.mailboxes.create_mailbox(mailbox_data("password"))
     first, second = open_edit(mailbox.id), open_edit(mailbox.id)
-    set_field(first, "port", 1110)
+    set_field(first, "comments", "first editor")
     button(first, "Save").click()
     first.run()
     set_field(second, "host", "other.example.com")
@@ -90,10 +100,10 @@ def test_second_editor_is_refused_and_the_first_save_stays(services: Services) -
     assert message.startswith("This mailbox was changed by someone else at ")
     assert "reload to see their change" in message
     kept = services.mailboxes.get_mailbox(mailbox.id)
-    assert (kept.port, kept.host) == (1110, "pop.example.com")
+    assert (kept.comments, kept.host) == ("first editor", "pop.example.com")
     button(second, "Reload (discard my changes)").click()
     second.run()
-    assert widget(second, "Port").value == 1110
+    assert widget(second, "Comments").value == "first editor"
 
 
 def test_delete_asks_first_naming_the_mailbox(services: Services) -> None:

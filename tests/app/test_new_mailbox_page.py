@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mailbox_core.schemas import LABELS, SECRET_FIELDS
+from mailbox_core.schemas import ADVANCED_FIELDS, LABELS, SECRET_FIELDS
 from tests.app.conftest import (
     button,
     count_rows,
@@ -28,7 +28,8 @@ TAIL = ["Status", "Comments"]
 
 
 def form_labels(at: AppTest) -> list[str]:
-    return [label for label in labels(at) if label != LABELS["allow_self_signed"]]
+    """The main fields (the Advanced section's toggles left out)."""
+    return [label for label in labels(at) if label not in {LABELS[f] for f in ADVANCED_FIELDS}]
 
 
 def test_defaults_match_the_spec(app: AppTest) -> None:
@@ -43,6 +44,20 @@ def test_defaults_match_the_spec(app: AppTest) -> None:
     assert widget(app, "Status").value == "Active"
     assert widget(app, "Status").options == ["Active", "Not Active"]
     assert widget(app, "Allow self-signed certificate").value is False
+    assert widget(app, "Allow sign-in without encryption").value is False
+    assert any("will not send the password" in c.value for c in app.caption)
+
+
+@pytest.mark.parametrize("answer", [{"ssl_enabled": "Yes"}, {"starttls": "Yes"}])
+def test_an_encrypted_connection_hides_the_plaintext_choice(
+    app: AppTest, answer: dict[str, str]
+) -> None:
+    open_new_mailbox(app)
+    widget(app, "Allow sign-in without encryption").set_value(True)
+    app.run()
+    fill(app, answer)
+    assert LABELS["allow_plaintext_password"] not in labels(app)
+    assert not any("will not send the password" in c.value for c in app.caption)
 
 
 def test_form_walks_every_state_and_back_to_pop3(app: AppTest) -> None:

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from mailbox_core.crypto import SecretBox
-from mailbox_core.db import current_revision, upgrade
-from mailbox_core.errors import ConcurrentEditError, ValidationFailed
+from mailbox_core.db import current_revision, head_revision, upgrade
+from mailbox_core.errors import ConcurrentEditError, StoredSecretRefused, ValidationFailed
 from mailbox_core.schemas import SECRET_FIELDS, Status
 from mailbox_core.service import MailboxService
 from tests.conftest import SIGN_IN_PATHS, mailbox_data, reset_database
@@ -44,12 +44,57 @@ def test_edit_with_blank_password_keeps_it(service: MailboxService) -> None:
     mailbox = service.create_mailbox(mailbox_data("password"))
     saved = service.update_mailbox(
         mailbox.id,
-        edit(service, mailbox.id, port=995, ssl_enabled=True),
+        edit(service, mailbox.id, comments="polled by the helpdesk"),
         expected_version=mailbox.version,
         actor="ann",
     )
-    assert (saved.port, saved.ssl_enabled, saved.version) == (995, True, mailbox.version + 1)
+    assert (saved.comments, saved.version) == ("polled by the helpdesk", mailbox.version + 1)
     assert service.get_credentials(mailbox.id).password == SIGN_IN_PATHS["password"]["password"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"host": "mail.attacker.example"},
+        {"port": 995, "ssl_enabled": True},
+        {"starttls": True},
+        {"mailbox_type": "IMAP", "port": 143},
+        {"account": "someone@example.com"},
+    ],
+    ids=lambda c: ",".join(c),
+)
+def test_a_new_destination_keeps_the_stored_password_only_when_confirmed(
+    service: MailboxService, engine: Engine, change: dict[str, Any]
+) -> None:
+    mailbox = service.create_mailbox(mailbox_data("password"))
+    with pytest.raises(StoredSecretRefused) as caught:
+        service.update_mailbox(
+            mailbox.id, edit(service, mailbox.id, **change), expected_version=mailbox.version
+        )
+    assert caught.value.secrets == ("password",)
+    assert service.get_mailbox(mailbox.id).version == mailbox.version, "nothing saved"
+    saved = service.update_mailbox(
+        mailbox.id,
+        edit(service, mailbox.id, **change),
+        expected_version=mailbox.version,
+        keep_secrets_for_new_destination=True,
+        actor="ann",
+    )
+    assert saved.version == mailbox.version + 1
+    assert service.get_credentials(mailbox.id).password == SIGN_IN_PATHS["password"]["password"]
+    assert service.list_audit(mailbox.id)[0].changes["password"] == "kept for the new destination"
+
+
+def test_a_new_destination_with_the_password_typed_again_needs_no_confirmation(
+    service: MailboxService,
+) -> None:
+    mailbox = service.create_mailbox(mailbox_data("password"))
+    service.update_mailbox(
+        mailbox.id,
+        edit(service, mailbox.id, host="pop.other.example", password="new-server-pw"),
+        expected_version=mailbox.version,
+    )
+    assert service.get_credentials(mailbox.id).password == "new-server-pw"
 
 
 def test_typed_secret_replaces_and_is_audited_as_changed(
@@ -111,7 +156,9 @@ def test_second_save_of_the_same_version_is_refused(service: MailboxService) -> 
     mailbox = service.create_mailbox(mailbox_data("password"))
     first = edit(service, mailbox.id, port=1110)
     second = edit(service, mailbox.id, host="other.example.com")
-    service.update_mailbox(mailbox.id, first, expected_version=mailbox.version)
+    service.update_mailbox(
+        mailbox.id, first, expected_version=mailbox.version, keep_secrets_for_new_destination=True
+    )
     with pytest.raises(ConcurrentEditError) as caught:
         service.update_mailbox(mailbox.id, second, expected_version=mailbox.version)
     assert str(caught.value).startswith("This mailbox was changed by someone else at ")
@@ -171,12 +218,12 @@ def test_upgrade_from_the_first_revision_keeps_rows_and_secrets(engine: Engine, 
             {"token": box.encrypt("old-pw")},
         )
     upgrade(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == head_revision()
     service = MailboxService(engine, box)
     [mailbox] = service.list_mailboxes()
     assert (mailbox.name, mailbox.version) == ("Old", 1)
     assert service.get_credentials(mailbox.id).password == "old-pw"
     saved = service.update_mailbox(
-        mailbox.id, edit(service, mailbox.id, port=995), expected_version=1
+        mailbox.id, edit(service, mailbox.id, comments="migrated"), expected_version=1
     )
     assert saved.version == 2

@@ -69,6 +69,7 @@ def test_password_matrix(
         port=dovecot_server.ports[PORTS[kind, security]],
         ssl_enabled=security == "SSL",
         starttls=security == "STARTTLS",
+        allow_plaintext_password=security == "plain",
         password="alice-Secret-1" if good else "wrong-password",
     )
     result = checker.check_mailbox(mailbox_id)
@@ -97,7 +98,7 @@ def test_password_matrix(
     assert health.consecutive_failures == (0 if good else 1)
 
 
-def test_plain_connection_warns_about_the_unencrypted_password(
+def test_plain_connection_allowed_per_mailbox_still_warns(
     checker: MailboxChecker, dovecot_server: Any
 ) -> None:
     result = checker.check_mailbox(
@@ -106,12 +107,59 @@ def test_plain_connection_warns_about_the_unencrypted_password(
             mailbox_type="IMAP",
             password="alice-Secret-1",
             port=dovecot_server.ports["imap"],
+            allow_plaintext_password=True,
         )
     )
+    assert result.ok
     tls = next(s for s in result.steps if s.name == "TLS")
     assert tls.status is StepStatus.WARNING
-    assert "offers STARTTLS" in tls.detail
-    assert tls.hint == "Set STARTTLS to Yes so the password is never sent in plain text."
+    assert (
+        tls.detail == "Not encrypted: the password is sent in plain text (allowed for this mailbox)"
+    )
+    assert tls.hint == "The server offers STARTTLS: set STARTTLS to Yes."
+
+
+@pytest.mark.parametrize("kind", ["IMAP", "POP3"])
+def test_plain_connection_without_the_choice_sends_no_password(
+    checker: MailboxChecker, dovecot_server: Any, kind: str
+) -> None:
+    result = checker.check_mailbox(
+        save(
+            checker,
+            mailbox_type=kind,
+            password="alice-Secret-1",
+            port=dovecot_server.ports[kind.lower()],
+        )
+    )
+    assert not result.ok
+    assert result.failed_step is not None
+    assert result.failed_step.name == "TLS"
+    assert result.summary.startswith("Not encrypted: signing in would send the password in plain")
+    assert "Allow sign-in without encryption" in result.failed_step.hint
+    assert steps(result)["Sign-in"] == "skipped"
+
+
+def test_plain_connection_without_the_choice_sends_nothing_to_the_server(
+    checker: MailboxChecker,
+) -> None:
+    capture = hostile.CaptureServer()
+    try:
+        result = checker.test_values(
+            {
+                "name": "capture",
+                "mailbox_type": "IMAP",
+                "host": "127.0.0.1",
+                "port": capture.port,
+                "account": "alice@example.com",
+                "password": "never-on-the-wire-9",
+            }
+        )
+    finally:
+        capture.stop()
+    assert result.failed_step is not None and result.failed_step.name == "TLS"
+    assert capture.connections == 1, "the greeting was read (the server was reached)"
+    assert "never-on-the-wire-9" not in capture.received_text()
+    assert "LOGIN" not in capture.received_text().upper()
 
 
 def test_probe_never_changes_the_mailbox(checker: MailboxChecker, dovecot_server: Any) -> None:
@@ -167,7 +215,13 @@ def test_unsaved_form_values_can_be_tested(checker: MailboxChecker, dovecot_serv
 def test_consecutive_failures_and_failing_since(
     checker: MailboxChecker, dovecot_server: Any
 ) -> None:
-    mailbox = save(checker, mailbox_type="IMAP", password="nope", port=dovecot_server.ports["imap"])
+    mailbox = save(
+        checker,
+        mailbox_type="IMAP",
+        password="nope",
+        port=dovecot_server.ports["imap"],
+        allow_plaintext_password=True,
+    )
     checker.check_mailbox(mailbox)
     first = checker.mailboxes.health()[mailbox].failing_since
     checker.check_mailbox(mailbox)
@@ -181,11 +235,18 @@ def test_consecutive_failures_and_failing_since(
 def test_check_all_checks_only_active_mailboxes(
     checker: MailboxChecker, dovecot_server: Any
 ) -> None:
-    port = dovecot_server.ports["imap"]
-    good = save(checker, mailbox_type="IMAP", password="alice-Secret-1", port=port)
-    bad = save(checker, mailbox_type="IMAP", password="wrong", port=port)
+    port = dovecot_server.ports["imaps"]
+    good = save(
+        checker, mailbox_type="IMAP", password="alice-Secret-1", port=port, ssl_enabled=True
+    )
+    bad = save(checker, mailbox_type="IMAP", password="wrong", port=port, ssl_enabled=True)
     idle = save(
-        checker, mailbox_type="IMAP", password="alice-Secret-1", port=port, status="Not Active"
+        checker,
+        mailbox_type="IMAP",
+        password="alice-Secret-1",
+        port=port,
+        ssl_enabled=True,
+        status="Not Active",
     )
     seen: list[tuple[int, int]] = []
     results = checker.check_many(on_progress=lambda done, total, m, r: seen.append((done, total)))
@@ -442,20 +503,93 @@ def test_unknown_host() -> None:
     assert [s.status for s in result.steps][1:] == ["skipped"] * 5
 
 
+def saved_imaps(checker: MailboxChecker, dovecot_server: Any) -> tuple[int, dict[str, Any]]:
+    """A saved IMAPS mailbox of alice@, and its settings as the Edit form submits them."""
+    mailbox = save(
+        checker,
+        mailbox_type="IMAP",
+        password="alice-Secret-1",
+        port=dovecot_server.ports["imaps"],
+        ssl_enabled=True,
+    )
+    values = checker.mailboxes.get_mailbox(mailbox).model_dump(
+        include={"name", "mailbox_type", "host", "port", "account", "ssl_enabled"}
+    )
+    return mailbox, values
+
+
 def test_edit_test_uses_typed_secret_over_the_stored_one(
     checker: MailboxChecker, dovecot_server: Any
 ) -> None:
-    mailbox = save(
-        checker, mailbox_type="IMAP", password="alice-Secret-1", port=dovecot_server.ports["imap"]
-    )
-    values = checker.mailboxes.get_mailbox(mailbox).model_dump(
-        include={"name", "mailbox_type", "host", "port", "account"}
-    )
+    mailbox, values = saved_imaps(checker, dovecot_server)
     assert checker.test_edit(mailbox, {**values, "password": ""}).ok
     typed = checker.test_edit(mailbox, {**values, "password": "typed-but-wrong"})
     assert typed.summary == "The server refused the password for alice@example.com"
     with pytest.raises(ValidationFailed):
         checker.test_edit(mailbox, values, clear={"password"})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"host": "127.0.0.1"},
+        {"port": 1},
+        {"ssl_enabled": False, "starttls": True},
+        {"mailbox_type": "POP3"},
+        {"account": "mallory@example.com"},
+    ],
+    ids=lambda c: ",".join(c),
+)
+def test_edit_test_never_sends_a_stored_password_to_a_changed_destination(
+    checker: MailboxChecker, dovecot_server: Any, change: dict[str, Any]
+) -> None:
+    from mailbox_core.errors import StoredSecretRefused
+
+    mailbox, values = saved_imaps(checker, dovecot_server)
+    capture = hostile.CaptureServer()
+    moved = {**values, **change, "password": ""}
+    if "port" in change:
+        moved["port"] = capture.port
+    try:
+        with pytest.raises(StoredSecretRefused) as caught:
+            checker.test_edit(mailbox, moved)
+    finally:
+        capture.stop()
+    assert caught.value.secrets == ("password",)
+    assert caught.value.by_field()["password"].startswith("type it again: the stored Password")
+    assert capture.connections == 0
+
+
+def test_edit_test_of_gmail_keeps_its_stored_token_only_for_the_same_client(
+    checker: MailboxChecker, dovecot_server: Any
+) -> None:
+    from mailbox_core.errors import StoredSecretRefused
+
+    mailbox = checker.mailboxes.create_mailbox(
+        {
+            "name": "gmail moved",
+            "mailbox_type": "IMAP",
+            "host": "localhost",
+            "port": dovecot_server.ports["imaps"],
+            "ssl_enabled": True,
+            "account": "helpdesk@example.com",
+            "oauth_enabled": True,
+            "oauth_provider": "Gmail",
+            "client_id": GMAIL_CLIENT[0],
+            "client_secret": GMAIL_CLIENT[1],
+            "refresh_token": "1//good-refresh",
+        }
+    )
+    values = mailbox.model_dump(
+        include={
+            "name", "mailbox_type", "host", "port", "account", "ssl_enabled",
+            "oauth_enabled", "oauth_provider", "client_id",
+        }
+    )  # fmt: skip
+    assert checker.test_edit(mailbox.id, values).ok
+    with pytest.raises(StoredSecretRefused) as caught:
+        checker.test_edit(mailbox.id, {**values, "client_id": "other.apps.googleusercontent.com"})
+    assert caught.value.secrets == ("client_secret", "refresh_token")
 
 
 def test_a_stalled_mailbox_does_not_block_check_all(

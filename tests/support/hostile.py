@@ -81,3 +81,32 @@ def dribble(conn: socket.socket) -> None:
 def imap_greeting(conn: socket.socket) -> None:
     conn.sendall(b"* OK [CAPABILITY IMAP4rev1] ready\r\n")
     time.sleep(5)
+
+
+class CaptureServer(HostileServer):
+    """A plain IMAP server that accepts any LOGIN and records every byte it receives."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.received = bytearray()
+        super().__init__(self._speak)
+
+    def received_text(self) -> str:
+        return self.received.decode(errors="replace")
+
+    def _speak(self, conn: socket.socket) -> None:
+        self.connections += 1
+        conn.settimeout(5)
+        conn.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] capture ready\r\n")
+        reader = conn.makefile("rb")
+        for line in reader:
+            self.received += line
+            tag = line.split(b" ", 1)[0]
+            command = line.split(b" ")[1].upper() if b" " in line else b""
+            if command == b"LOGOUT":
+                conn.sendall(b"* BYE\r\n" + tag + b" OK bye\r\n")
+                return
+            if command == b"EXAMINE":
+                conn.sendall(b"* 0 EXISTS\r\n" + tag + b" OK [READ-ONLY] done\r\n")
+            else:
+                conn.sendall(tag + b" OK done\r\n")
