@@ -166,6 +166,7 @@ class MailboxChecker:
             timeout=self.settings.timeout,
             ca_file=self.settings.ca_file,
             connector=self.connector,
+            egress=self.settings.egress,
         )
 
     def _target(

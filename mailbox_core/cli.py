@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mailbox_core.bootstrap import open_services
-from mailbox_core.config import load_settings
+from mailbox_core.config import Settings, load_settings, read_secrets_file
 from mailbox_core.crypto import generate_key
 from mailbox_core.db import current_revision, describe, make_engine, upgrade
 from mailbox_core.errors import MailboxCoreError
@@ -85,7 +85,7 @@ def main(
 
 
 def _check(args: argparse.Namespace, out: TextIO) -> int:
-    settings = load_settings()
+    settings = _settings()
     checks = settings.checks
     if args.timeout:
         checks = replace(checks, timeout=args.timeout)
@@ -107,20 +107,20 @@ def _keys(args: argparse.Namespace, out: TextIO) -> int:
     if args.action == "new":
         out.write(generate_key() + "\n")
         return EXIT_OK
-    mailboxes, secrets = open_services(load_settings()).mailboxes.rotate_keys()
+    mailboxes, secrets = open_services(_settings()).mailboxes.rotate_keys()
     out.write(f"Re-encrypted {secrets} secrets of {mailboxes} mailboxes with the first key.\n")
     return EXIT_OK
 
 
 def _db(args: argparse.Namespace, out: TextIO) -> int:
-    engine = make_engine(load_settings().database_url)
+    engine = make_engine(_settings().database_url)
     upgrade(engine)
     out.write(f"Database {describe(engine)} is at revision {current_revision(engine)}.\n")
     return EXIT_OK
 
 
 def _export(args: argparse.Namespace, out: TextIO) -> int:
-    mailboxes = open_services(load_settings()).mailboxes.list_mailboxes()
+    mailboxes = open_services(_settings()).mailboxes.list_mailboxes()
     text = to_csv(mailboxes) if args.format == "csv" else to_json(mailboxes)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -137,7 +137,7 @@ def _import(args: argparse.Namespace, out: TextIO) -> int:
     except OSError as exc:
         raise ImportFileError(f"Cannot read {path}: {exc.strerror}.") from exc
     rows = read_rows(content, path.name)
-    mailboxes = open_services(load_settings()).mailboxes
+    mailboxes = open_services(_settings()).mailboxes
     try:
         if args.dry_run:
             plan = mailboxes.plan_import(rows)
@@ -151,6 +151,11 @@ def _import(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_FAILED
     out.write(f"Imported {len(created)} mailboxes.\n")
     return EXIT_OK
+
+
+def _settings() -> Settings:
+    """The app's settings: the environment, then the secrets.toml Streamlit would read."""
+    return load_settings(os.environ, read_secrets_file())
 
 
 def _row(mailbox: MailboxPublic, result: ProbeResult) -> dict[str, Any]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mailbox_core.crypto import SecretBox, load_or_create_key_file
+from mailbox_core.egress import UNGUARDED, EgressMode, EgressPolicy
 from mailbox_core.errors import ConfigurationError
 
 #: Every setting: environment name -> (default, what it does). README's table mirrors this.
@@ -30,6 +32,17 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "https://login.microsoftonline.com",
         "Microsoft identity platform authority (sovereign clouds differ)",
     ),
+    "MAILBOX_EGRESS": (
+        "",
+        "where connection tests may go: public, private or off. Unset: public when sign-in "
+        "([auth]) is configured, off in local mode",
+    ),
+    "MAILBOX_EGRESS_ALLOW": ("", "comma-separated networks (CIDR) allowed in every mode"),
+    "MAILBOX_SECRETS_FILE": (
+        "",
+        "the command line's secrets.toml. Unset: ~/.streamlit/secrets.toml, then "
+        ".streamlit/secrets.toml in the working directory (as Streamlit)",
+    ),
 }
 
 
@@ -42,6 +55,7 @@ class CheckSettings:
     ca_file: str | None = None
     google_token_url: str = "https://oauth2.googleapis.com/token"
     microsoft_authority: str = "https://login.microsoftonline.com"
+    egress: EgressPolicy = UNGUARDED
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,8 @@ class Settings:
     encryption_keys: tuple[str, ...] = field(repr=False)
     data_dir: Path
     checks: CheckSettings = CheckSettings()
+    #: Hosted mode: Streamlit's [auth] is configured, so every page needs sign-in.
+    sign_in: bool = False
 
     @property
     def key_file(self) -> Path:
@@ -66,28 +82,37 @@ class Settings:
 def load_settings(
     environ: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None
 ) -> Settings:
-    """Resolve settings: environment first, then the `[mailbox]` secrets table, then defaults."""
+    """Resolve settings: environment first, then the `[mailbox]` secrets table, then defaults.
+
+    ``secrets`` is the whole secrets mapping (Streamlit's st.secrets, or
+    ``read_secrets_file()`` for the command line): its `[mailbox]` table holds settings,
+    and an `[auth]` table means hosted mode.
+    """
     environ = os.environ if environ is None else environ
     secrets = secrets or {}
+    table = secrets.get("mailbox") or {}
 
     def value(name: str) -> str:
         if environ.get(name):
             return environ[name]
         short = name.removeprefix("MAILBOX_").lower()
         for candidate in (name, short):
-            if secrets.get(candidate):
-                found = secrets[candidate]
+            if table.get(candidate):
+                found = table[candidate]
                 return ",".join(found) if isinstance(found, list | tuple) else str(found)
         return SETTINGS[name][0]
 
+    sign_in = bool(secrets.get("auth"))
     data_dir = Path(value("MAILBOX_DATA_DIR"))
     url = value("MAILBOX_DATABASE_URL")
     if url == SETTINGS["MAILBOX_DATABASE_URL"][0]:
         url = f"sqlite:///{data_dir / 'mailboxes.db'}"
+    default_egress = EgressMode.PUBLIC if sign_in else EgressMode.OFF
     return Settings(
         database_url=url,
         encryption_keys=_split_keys(value("MAILBOX_ENCRYPTION_KEYS")),
         data_dir=data_dir,
+        sign_in=sign_in,
         checks=CheckSettings(
             timeout=_number(value("MAILBOX_CHECK_TIMEOUT"), "MAILBOX_CHECK_TIMEOUT", 0.1, 300),
             concurrency=int(
@@ -96,8 +121,40 @@ def load_settings(
             ca_file=_ca_file(value("MAILBOX_CA_FILE")),
             google_token_url=value("MAILBOX_GOOGLE_TOKEN_URL"),
             microsoft_authority=value("MAILBOX_MICROSOFT_AUTHORITY"),
+            egress=EgressPolicy.parse(
+                value("MAILBOX_EGRESS") or default_egress.value, value("MAILBOX_EGRESS_ALLOW")
+            ),
         ),
     )
+
+
+def read_secrets_file(
+    environ: Mapping[str, str] | None = None, home: Path | None = None
+) -> dict[str, Any]:
+    """The secrets.toml Streamlit would read, for the command line (later files win)."""
+    environ = os.environ if environ is None else environ
+    if environ.get("MAILBOX_SECRETS_FILE"):
+        paths = [Path(environ["MAILBOX_SECRETS_FILE"])]
+        if not paths[0].is_file():
+            raise ConfigurationError(
+                f"MAILBOX_SECRETS_FILE points to {paths[0]}, which is not a file."
+            )
+    else:
+        home = Path.home() if home is None else home
+        paths = [home / ".streamlit" / "secrets.toml", Path(".streamlit") / "secrets.toml"]
+    merged: dict[str, Any] = {}
+    for path in paths:
+        if path.is_file():
+            merged.update(_read_toml(path))
+    return merged
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"The secrets file {path} cannot be read: {exc}") from exc
 
 
 def _number(raw: str, name: str, low: float, high: float) -> float:

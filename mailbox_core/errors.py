@@ -10,7 +10,14 @@ catches that one class and shows ``str(exc)``; anything else is a bug.
     ├── ValidationFailed          one or more fields are wrong; carries FieldError items
     │   └── StoredSecretRefused   a kept secret would go to a destination it was not saved for
     ├── ConcurrentEditError       someone else saved the mailbox since it was loaded
-    └── SecretDecryptionError     a stored secret does not open with the configured keys
+    ├── SecretDecryptionError     a stored secret does not open with the configured keys
+    ├── EgressRefused             (egress.py) a connection test aimed where the policy forbids
+    ├── TokenError                (oauth.py) no access token could be obtained; carries a hint
+    ├── ImportFileError           (transfer.py) an import file that cannot be read at all
+    └── ImportFailed              (transfer.py) import rows break rules; nothing was written
+
+Errors defined beside their feature are listed here too; tests/core/test_errors.py
+checks that every subclass appears in this tree.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from mailbox_core.egress import UNGUARDED, EgressPolicy, EgressRefused
 from mailbox_core.schemas import MailboxType
 from mailbox_core.tls import certificate_names, client_context, name_matches
 
@@ -203,8 +204,10 @@ class Probe:
         ca_file: str | None = None,
         connector: Connector = default_connector,
         resolver: Resolver = default_resolver,
+        egress: EgressPolicy = UNGUARDED,
     ) -> None:
         self.target = target
+        self.egress = egress
         self.timeout = timeout
         self.ca_file = ca_file
         self.connector = connector
@@ -289,9 +292,15 @@ class Probe:
     # -- steps
 
     def _resolve(self) -> str:
-        future = _dns_pool.submit(self.resolver, self.target.host, self.target.port)
+        # Resolve once, through the egress guard: the probe then dials only the addresses
+        # it checked, so a second (rebinding) answer can never reach the connector.
+        future = _dns_pool.submit(
+            self.egress.resolve, self.target.host, self.target.port, self.resolver
+        )
         try:
             self.addresses = future.result(timeout=self._remaining())
+        except EgressRefused as exc:
+            raise _Failed(str(exc), exc.hint) from exc
         except FutureTimeout as exc:
             raise _Failed(
                 f"Looking up {self.target.host} took longer than {self.timeout:g} s",

@@ -31,6 +31,7 @@ from pydantic import Field as Rule
 from pydantic_core import PydanticCustomError
 from sqlmodel import Field, SQLModel
 
+from mailbox_core.egress import NUMERIC_SPELLING, EgressRefused, normalise_host
 from mailbox_core.errors import FieldError, ValidationFailed
 
 
@@ -327,6 +328,15 @@ def _hostname(text: str) -> str:
         return str(ipaddress.ip_address(text))
     except ValueError:
         pass
+    try:
+        normalise_host(text)
+    except EgressRefused as exc:
+        if exc.reason == NUMERIC_SPELLING:  # 127.1, 0x7f000001: resolvers read an address
+            raise PydanticCustomError(
+                "host_numeric",
+                "is an IP address in an unusual spelling: write it as four decimal numbers, "
+                "e.g. 192.0.2.10",
+            ) from exc
     try:
         ascii_name = text.rstrip(".").encode("idna").decode("ascii")
     except UnicodeError as exc:
@@ -706,6 +716,7 @@ def _message(field: str, item: Mapping[str, Any]) -> str:
         "host_userinfo",
         "host_path",
         "host_name",
+        "host_numeric",
         "tenant",
     }:
         return str(item["msg"])

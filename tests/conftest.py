@@ -16,10 +16,29 @@ from sqlmodel import SQLModel
 from mailbox_core.crypto import SecretBox, generate_key
 from mailbox_core.db import init_db, make_engine
 from mailbox_core.service import MailboxService
+from tests.support import netfence
 
 STRICT = os.environ.get("MAILBOX_TEST_STRICT") == "1"
 POSTGRES_URL = os.environ.get("MAILBOX_TEST_POSTGRES_URL")
 ROOT = Path(__file__).resolve().parent.parent
+
+# Loopback only (tests/support/netfence.py): this process, and Python children via PYTHONPATH.
+netfence.install()
+os.environ.update(netfence.subprocess_env())
+
+
+@pytest.fixture(autouse=True)
+def _network_fence() -> Iterator[None]:
+    """Fail a test that dialed or resolved anything but loopback, even if the code swallowed it."""
+    earlier = netfence.violations()
+    netfence.clear()
+    if earlier:
+        pytest.fail("network fence, before this test (fixtures?):\n" + "\n".join(map(str, earlier)))
+    yield
+    found = netfence.violations()
+    netfence.clear()
+    if found:
+        pytest.fail("network fence refused:\n" + "\n".join(map(str, found)), pytrace=False)
 
 
 def need(condition: object, reason: str) -> None:
@@ -183,11 +202,11 @@ def dovecot_imaps(dovecot_server: Any, name: str, password: str, **extra: Any) -
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m mailbox_core ARGS` from the checkout, with exactly ``env``."""
+    """`python -m mailbox_core ARGS` from the checkout, with exactly ``env`` (plus the fence)."""
     return subprocess.run(
         [sys.executable, "-m", "mailbox_core", *args],
         cwd=ROOT,
-        env=env,
+        env=netfence.subprocess_env(env),
         capture_output=True,
         text=True,
         timeout=120,

@@ -21,12 +21,11 @@ logging.basicConfig(
 )
 
 
-def _secrets_table() -> Mapping[str, Any]:
+def _secrets() -> Mapping[str, Any]:
     try:
-        table = st.secrets.get("mailbox")
+        return st.secrets.to_dict()
     except (FileNotFoundError, st.errors.StreamlitSecretNotFoundError):
         return {}
-    return dict(table) if table else {}
 
 
 def actor() -> str:
@@ -41,7 +40,7 @@ def actor() -> str:
 
 def settings() -> Settings:
     """Settings from the environment and the `[mailbox]` table of Streamlit secrets."""
-    return load_settings(os.environ, _secrets_table())
+    return load_settings(os.environ, _secrets())
 
 
 @st.cache_resource(show_spinner=False)

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,27 +12,11 @@ import pytest
 
 from tests.app.conftest import ENTRYPOINT
 from tests.conftest import need
+from tests.support.served import chromium, chromium_available, serve
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# The flags this sandbox needs: no background network (its connections are refused here).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SECRET = "browser-never-sees-Pw7"
 
 pytestmark = pytest.mark.browser
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -50,47 +28,8 @@ def served(tmp_path: Path) -> Iterator[str]:
 
 @contextmanager
 def _serve(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "MAILBOX_DATA_DIR": str(tmp_path / "data")}
-    env.pop("MAILBOX_DATABASE_URL", None)
-    env.pop("MAILBOX_ENCRYPTION_KEYS", None)
-    log = (tmp_path / "streamlit.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            ENTRYPOINT,
-            "--server.headless=true",
-            f"--server.port={port}",
-            "--server.address=127.0.0.1",
-            "--browser.gatherUsageStats=false",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as reply:
-                    if reply.read() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            pytest.fail(
-                f"streamlit did not become healthy: {(tmp_path / 'streamlit.log').read_text()}"
-            )
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+    with serve(tmp_path, entrypoint=ENTRYPOINT) as server:
+        yield server.url
 
 
 def test_health_endpoint_answers_ok(served: str) -> None:
@@ -100,7 +39,7 @@ def test_health_endpoint_answers_ok(served: str) -> None:
 
 
 def test_first_page_renders_and_a_mailbox_can_be_added(served: str, tmp_path: Path) -> None:
-    need(os.path.exists(CHROMIUM), "Chromium is not installed (apt-get install chromium)")
+    need(chromium_available(), "Chromium is not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
     received: list[bytes] = []
     with sync_api.sync_playwright() as playwright:
@@ -130,23 +69,14 @@ def test_first_page_renders_and_a_mailbox_can_be_added(served: str, tmp_path: Pa
 
 
 def browser_page(playwright: Any, frames: list[bytes]) -> Any:
-    """A Chromium page that records every websocket frame the server sends."""
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.on(
-        "websocket",
-        lambda ws: ws.on(
-            "framereceived",
-            lambda frame: frames.append(frame if isinstance(frame, bytes) else frame.encode()),
-        ),
-    )
-    return page
+    """A loopback-only Chromium page that records every websocket frame the server sends."""
+    return chromium(playwright, frames)
 
 
 @pytest.fixture
 def mailboxes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The service of the embedded deployment that ``_serve(tmp_path)`` will serve."""
-    need(os.path.exists(CHROMIUM), "Chromium is not installed (apt-get install chromium)")
+    need(chromium_available(), "Chromium is not installed (apt-get install chromium)")
     from mailbox_core.bootstrap import open_services
     from mailbox_core.config import load_settings
 

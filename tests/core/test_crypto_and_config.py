@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mailbox_core.config import load_settings
+from mailbox_core.config import load_settings, read_secrets_file
 from mailbox_core.crypto import (
     SecretBox,
     UndecryptableSecret,
@@ -53,7 +54,7 @@ def test_keys_never_appear_in_settings_repr(tmp_path: Path) -> None:
 
 
 def test_streamlit_secrets_table_is_read_after_the_environment() -> None:
-    secrets = {"database_url": "postgresql://db/app", "MAILBOX_DATA_DIR": "/srv/mm"}
+    secrets = {"mailbox": {"database_url": "postgresql://db/app", "MAILBOX_DATA_DIR": "/srv/mm"}}
     settings = load_settings({}, secrets)
     assert settings.database_url == "postgresql://db/app"
     assert settings.data_dir == Path("/srv/mm")
@@ -88,3 +89,48 @@ def test_empty_key_file_is_a_configuration_error(tmp_path: Path) -> None:
     path.write_text("\n")
     with pytest.raises(ConfigurationError):
         load_or_create_key_file(path)
+
+
+@pytest.mark.parametrize(
+    "environ, secrets, mode",
+    [
+        ({}, {}, "off"),
+        ({}, {"auth": {"redirect_uri": "https://x/oauth2callback"}}, "public"),
+        ({"MAILBOX_EGRESS": "private"}, {"auth": {"cookie_secret": "x"}}, "private"),
+        ({"MAILBOX_EGRESS": "off"}, {"auth": {"cookie_secret": "x"}}, "off"),
+        ({}, {"mailbox": {"egress": "public"}}, "public"),
+    ],
+)
+def test_egress_is_public_when_sign_in_is_configured_and_off_locally(
+    environ: dict[str, str], secrets: dict[str, Any], mode: str
+) -> None:
+    settings = load_settings(environ, secrets)
+    assert settings.checks.egress.mode.value == mode
+    assert settings.sign_in is bool(secrets.get("auth"))
+
+
+def test_egress_allow_list_and_bad_values_name_the_setting() -> None:
+    settings = load_settings({"MAILBOX_EGRESS_ALLOW": "10.20.0.0/16, 127.0.0.1"})
+    assert [str(n) for n in settings.checks.egress.allow] == ["10.20.0.0/16", "127.0.0.1/32"]
+    with pytest.raises(ConfigurationError, match=r"^MAILBOX_EGRESS must be one of"):
+        load_settings({"MAILBOX_EGRESS": "strict"})
+    with pytest.raises(ConfigurationError, match=r"^MAILBOX_EGRESS_ALLOW has 'ten'"):
+        load_settings({"MAILBOX_EGRESS_ALLOW": "ten"})
+
+
+def test_the_command_line_reads_the_secrets_file_streamlit_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, work = tmp_path / "home", tmp_path / "work"
+    (home / ".streamlit").mkdir(parents=True)
+    (work / ".streamlit").mkdir(parents=True)
+    (home / ".streamlit" / "secrets.toml").write_text('[mailbox]\ndata_dir = "/home-wide"\n')
+    (work / ".streamlit" / "secrets.toml").write_text('[auth]\ncookie_secret = "s"\n')
+    monkeypatch.chdir(work)
+    merged = read_secrets_file({}, home=home)
+    assert merged == {"mailbox": {"data_dir": "/home-wide"}, "auth": {"cookie_secret": "s"}}
+    (work / ".streamlit" / "secrets.toml").write_text("[auth\n")
+    with pytest.raises(ConfigurationError, match=r"secrets\.toml cannot be read"):
+        read_secrets_file({}, home=home)
+    with pytest.raises(ConfigurationError, match="MAILBOX_SECRETS_FILE points to"):
+        read_secrets_file({"MAILBOX_SECRETS_FILE": str(tmp_path / "missing.toml")})

@@ -25,6 +25,7 @@ from mailbox_core.transfer import (
     to_json,
 )
 from tests.conftest import ROOT, SIGN_IN_PATHS, mailbox_data, run_cli
+from tests.support import netfence
 
 SECRETS = [v[f] for v in SIGN_IN_PATHS.values() for f in SECRET_FIELDS if f in v]
 
@@ -133,7 +134,7 @@ def test_killed_import_leaves_the_database_as_it_was(tmp_path: Path, sqlite_engi
     data = tmp_path / "data"
     rows = [mailbox_data("password", name=f"bulk {n}") for n in range(20000)]
     (tmp_path / "big.json").write_text(json.dumps(rows))
-    env = {"PATH": "/usr/bin:/bin", "MAILBOX_DATA_DIR": str(data)}
+    env = netfence.subprocess_env({"PATH": "/usr/bin:/bin", "MAILBOX_DATA_DIR": str(data)})
     subprocess.run(
         [sys.executable, "-m", "mailbox_core", "db", "upgrade"],
         cwd=ROOT,
