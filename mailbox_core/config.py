@@ -38,6 +38,14 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "([auth]) is configured, off in local mode",
     ),
     "MAILBOX_EGRESS_ALLOW": ("", "comma-separated networks (CIDR) allowed in every mode"),
+    "MAILBOX_ADMINS": ("", "comma-separated emails or @domains given the admin role"),
+    "MAILBOX_EDITORS": ("", "comma-separated emails or @domains given the editor role"),
+    "MAILBOX_VIEWERS": ("", "comma-separated emails or @domains given the viewer role"),
+    "MAILBOX_SESSION_MAX_AGE": (
+        "43200",
+        "seconds a sign-in lasts (from the ID token's iat) before signing in again",
+    ),
+    "MAILBOX_LOG_LEVEL": ("INFO", "log level of the app (the command line logs WARNING)"),
     "MAILBOX_SECRETS_FILE": (
         "",
         "the command line's secrets.toml. Unset: ~/.streamlit/secrets.toml, then "
