@@ -27,8 +27,8 @@ import pytest
 import streamlit.config
 
 from mailbox_core.transfer import MAX_IMPORT_BYTES
-from tests.app.test_served_app import free_port
 from tests.conftest import ROOT
+from tests.support.served import free_port
 
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
