@@ -36,9 +36,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from mailbox_core.access import Actor  # noqa: E402
 from mailbox_core.bootstrap import open_services  # noqa: E402
 from mailbox_core.config import load_settings  # noqa: E402
 from tests.support import dovecot  # noqa: E402
+
+ACTOR = Actor.operator("bench")
 
 USER, PASSWORD = "alice@example.com", dovecot.USERS["alice@example.com"]
 
@@ -223,10 +226,11 @@ def _measure(
                     "ssl_enabled": True,
                     "account": USER,
                     "password": PASSWORD,
-                }
+                },
+                actor=ACTOR,
             )
         started = time.perf_counter()
-        results = services.checker.check_many()
+        results = services.checker.check_many(actor=ACTOR)
         product = time.perf_counter() - started
         product_ok = sum(r.ok for r in results.values())
 

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from typing import Any
 
+from mailbox_core.access import Actor, Permission
 from mailbox_core.config import CheckSettings
 from mailbox_core.errors import MailboxCoreError, StoredSecretRefused
 from mailbox_core.models import MailboxCheck
@@ -60,8 +61,9 @@ class MailboxChecker:
         )
         self.connector = connector
 
-    def test_values(self, values: Mapping[str, Any]) -> ProbeResult:
+    def test_values(self, values: Mapping[str, Any], *, actor: Actor) -> ProbeResult:
         """Test the unsaved form; raises ValidationFailed when the values are invalid."""
+        actor.require(Permission.TEST)
         create = parse_create(values)
         credentials = Credentials(**{f: _plain(getattr(create, f)) for f in SECRET_FIELDS})
         return self._probe(self._target(create, credentials, mailbox_id=None))
@@ -71,6 +73,8 @@ class MailboxChecker:
         mailbox_id: int,
         values: Mapping[str, Any],
         clear: frozenset[str] | set[str] = frozenset(),
+        *,
+        actor: Actor,
     ) -> ProbeResult:
         """Test unsaved edits of a saved mailbox: blank secrets use the stored ones.
 
@@ -79,6 +83,7 @@ class MailboxChecker:
         nothing is sent. Nothing is saved or recorded; raises ValidationFailed for
         invalid values.
         """
+        actor.require(Permission.TEST)
         [(saved, stored)] = self.mailboxes.mailboxes_for_check([mailbox_id])
         if isinstance(stored, MailboxCoreError):
             return _failed(
@@ -106,8 +111,9 @@ class MailboxChecker:
         target = self._target(edit, credentials, mailbox_id=mailbox_id if keeps_token else None)
         return self._probe(target)
 
-    def check_mailbox(self, mailbox_id: int) -> ProbeResult:
+    def check_mailbox(self, mailbox_id: int, *, actor: Actor) -> ProbeResult:
         """Test a saved mailbox and record the result."""
+        actor.require(Permission.TEST)
         [(mailbox, credentials)] = self.mailboxes.mailboxes_for_check([mailbox_id])
         started = datetime.now(UTC)
         result = self._check(mailbox, credentials)
@@ -115,13 +121,18 @@ class MailboxChecker:
         return result
 
     def check_many(
-        self, mailbox_ids: list[int] | None = None, *, on_progress: Progress | None = None
+        self,
+        mailbox_ids: list[int] | None = None,
+        *,
+        actor: Actor,
+        on_progress: Progress | None = None,
     ) -> dict[int, ProbeResult]:
         """Test mailboxes concurrently (all active ones by default); record every result.
 
         Workers only talk to the network; results are written here, in batches, so the
         database sees a few short transactions instead of one per worker.
         """
+        actor.require(Permission.CHECK_ALL if mailbox_ids is None else Permission.TEST)
         loaded = self.mailboxes.mailboxes_for_check(mailbox_ids)
         results: dict[int, ProbeResult] = {}
         pending: list[MailboxCheck] = []

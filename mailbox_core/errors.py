@@ -11,6 +11,7 @@ catches that one class and shows ``str(exc)``; anything else is a bug.
     │   └── StoredSecretRefused   a kept secret would go to a destination it was not saved for
     ├── ConcurrentEditError       someone else saved the mailbox since it was loaded
     ├── SecretDecryptionError     a stored secret does not open with the configured keys
+    ├── AccessDenied              (access.py) the acting user's role does not allow this
     ├── EgressRefused             (egress.py) a connection test aimed where the policy forbids
     ├── TokenError                (oauth.py) no access token could be obtained; carries a hint
     ├── ImportFileError           (transfer.py) an import file that cannot be read at all

@@ -80,6 +80,8 @@ class AuditEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=utcnow, index=True)
     actor: str = Field(max_length=254)
+    # The IdP's `sub` of a signed-in actor: stable where an email can be reassigned.
+    actor_subject: str | None = Field(default=None, max_length=254)
     action: str = Field(max_length=20)
     mailbox_id: int | None = Field(default=None, index=True)
     mailbox_name: str = Field(max_length=100)

@@ -628,6 +628,7 @@ class AuditPublic(SQLModel):
     id: int
     at: datetime
     actor: str
+    actor_subject: str | None = None
     action: str
     mailbox_id: int | None
     mailbox_name: str

@@ -15,6 +15,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session
 
 from mailbox_core import repository
+from mailbox_core.access import Actor, Permission
 from mailbox_core.crypto import SecretBox, UndecryptableSecret
 from mailbox_core.db import describe
 from mailbox_core.errors import (
@@ -48,8 +49,6 @@ from mailbox_core.transfer import ImportFailed, ImportPlan, RowProblem, plan_imp
 
 log = logging.getLogger(__name__)
 
-SYSTEM_ACTOR = "system"
-
 
 @dataclass(frozen=True, repr=False)
 class Credentials:
@@ -71,9 +70,10 @@ class MailboxService:
         self._box = box
 
     def create_mailbox(
-        self, data: Mapping[str, Any] | MailboxCreate, *, actor: str = SYSTEM_ACTOR
+        self, data: Mapping[str, Any] | MailboxCreate, *, actor: Actor
     ) -> MailboxPublic:
         """Validate, encrypt the secrets and save a new mailbox; returns it with its ID."""
+        actor.require(Permission.CREATE)
         create = data if isinstance(data, MailboxCreate) else parse_create(data)
         with self._session() as session:
             if repository.name_taken(session, name=create.name):
@@ -102,7 +102,7 @@ class MailboxService:
         expected_version: int,
         clear: frozenset[str] | set[str] = frozenset(),
         keep_secrets_for_new_destination: bool = False,
-        actor: str = SYSTEM_ACTOR,
+        actor: Actor,
     ) -> MailboxPublic:
         """Save an edit made on version ``expected_version``; refuse if it moved on.
 
@@ -111,6 +111,7 @@ class MailboxService:
         secret while the destination changes (Host, Port, …) needs
         ``keep_secrets_for_new_destination``, else StoredSecretRefused.
         """
+        actor.require(Permission.EDIT)
         with self._session() as session:
             row = self._row(session, mailbox_id)
             if row.version != expected_version:
@@ -137,8 +138,9 @@ class MailboxService:
                 raise _duplicate(update.name) from exc
             return to_public(row)
 
-    def delete_mailboxes(self, mailbox_ids: list[int], *, actor: str = SYSTEM_ACTOR) -> int:
+    def delete_mailboxes(self, mailbox_ids: list[int], *, actor: Actor) -> int:
         """Delete mailboxes (their checks and health go with them); returns how many."""
+        actor.require(Permission.DELETE)
         with self._session() as session:
             rows = repository.get_mailboxes(session, mailbox_ids=mailbox_ids)
             for row in rows.values():
@@ -148,10 +150,9 @@ class MailboxService:
             session.commit()
             return len(rows)
 
-    def set_status(
-        self, mailbox_ids: list[int], status: Status, *, actor: str = SYSTEM_ACTOR
-    ) -> int:
+    def set_status(self, mailbox_ids: list[int], status: Status, *, actor: Actor) -> int:
         """Activate or deactivate mailboxes; returns how many changed."""
+        actor.require(Permission.SET_STATUS)
         action = "activated" if status is Status.ACTIVE else "deactivated"
         with self._session() as session:
             changed = 0
@@ -166,8 +167,9 @@ class MailboxService:
             session.commit()
             return changed
 
-    def copy_name(self, mailbox_id: int) -> str:
+    def copy_name(self, mailbox_id: int, *, actor: Actor) -> str:
         """A free name for a duplicate: "X (copy)", "X (copy 2)", …"""
+        actor.require(Permission.DUPLICATE)
         with self._session() as session:
             name = self._row(session, mailbox_id).name
             candidate, number = f"{name} (copy)", 1
@@ -183,9 +185,10 @@ class MailboxService:
             return [AuditPublic.model_validate(e) for e in events]
 
     def import_mailboxes(
-        self, rows: Sequence[Mapping[str, Any]], *, actor: str = SYSTEM_ACTOR
+        self, rows: Sequence[Mapping[str, Any]], *, actor: Actor
     ) -> list[MailboxPublic]:
         """Create every row in one transaction, or nothing (raises ImportFailed)."""
+        actor.require(Permission.IMPORT)
         with self._session() as session:
             plan = self._plan_import(session, rows)
             if not plan.ok:
@@ -310,12 +313,13 @@ class MailboxService:
             session.commit()
         log.info("Stored the rotated refresh token of mailbox %s", mailbox_id)
 
-    def rotate_keys(self) -> tuple[int, int]:
+    def rotate_keys(self, *, actor: Actor) -> tuple[int, int]:
         """Re-encrypt every secret with the first key, all or nothing.
 
         Returns (mailboxes, secrets) re-encrypted. A secret no configured key opens stops
         the rotation with its mailbox named, and nothing is changed.
         """
+        actor.require(Permission.ROTATE_KEYS)
         mailboxes = secrets = 0
         with self._session() as session:
             for row in repository.list_mailboxes(session):
@@ -448,7 +452,12 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _event(action: str, row: Mailbox, actor: str, changes: dict[str, Any]) -> AuditEvent:
+def _event(action: str, row: Mailbox, actor: Actor, changes: dict[str, Any]) -> AuditEvent:
     return AuditEvent(
-        actor=actor[:254], action=action, mailbox_id=row.id, mailbox_name=row.name, changes=changes
+        actor=actor.name[:254],
+        actor_subject=actor.subject[:254] if actor.subject else None,
+        action=action,
+        mailbox_id=row.id,
+        mailbox_name=row.name,
+        changes=changes,
     )

@@ -3,12 +3,14 @@
 import pandas as pd
 import streamlit as st
 
+from mailbox_core.access import Permission
 from mailbox_core.errors import MailboxCoreError
 from mailbox_core.listing import audit_rows
-from ui import runtime
+from ui import access, runtime
 from ui.navigation import require_entrypoint
 
 require_entrypoint()
+access.require(Permission.VIEW)
 
 ALL = "All mailboxes"
 

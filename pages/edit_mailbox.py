@@ -4,10 +4,11 @@ from typing import Any
 
 import streamlit as st
 
+from mailbox_core.access import Permission
 from mailbox_core.errors import MailboxCoreError, MailboxNotFound
 from mailbox_core.probe import ProbeResult
 from mailbox_core.schemas import SECRET_FIELDS, Status
-from ui import form, health, runtime
+from ui import access, details, form, health, runtime
 from ui.navigation import (
     MAILBOXES_PAGE,
     NEW_MAILBOX_PAGE,
@@ -19,6 +20,7 @@ from ui.navigation import (
 from ui.results import show_probe
 
 require_entrypoint()
+actor = access.require(Permission.VIEW)
 
 PREFIX = "edit_mailbox"
 NEW_PREFIX = "new_mailbox"
@@ -45,6 +47,14 @@ except MailboxCoreError as exc:
     st.error(str(exc))
     st.stop()
 
+if not actor.can(Permission.EDIT):
+    st.title(f"Mailbox: {mailbox.name}")
+    st.caption(f"ID {mailbox.id} · {mailbox.status.value} · read-only for your role")
+    st.page_link(MAILBOXES_PAGE, label="Back to Mailboxes", icon=":material/arrow_back:")
+    details.show(mailbox)
+    health.section(service, mailbox.id)
+    st.stop()
+
 
 def _load() -> None:
     stored = {f: getattr(mailbox, f"has_{f}") for f in SECRET_FIELDS}
@@ -64,21 +74,21 @@ def _done(message: str) -> None:
 
 @guarded
 def _set_status(status: Status) -> None:
-    service.set_status([mailbox.id], status, actor=runtime.actor())
+    service.set_status([mailbox.id], status, actor=actor)
     form.clear_form(PREFIX)
     _done(f"Mailbox “{mailbox.name}” is now {status.value}.")
 
 
 @guarded
 def _delete() -> None:
-    service.delete_mailboxes([mailbox.id], actor=runtime.actor())
+    service.delete_mailboxes([mailbox.id], actor=actor)
     form.clear_form(PREFIX)
     _done(f"Mailbox “{mailbox.name}” deleted.")
 
 
 @guarded
 def _duplicate() -> None:
-    copy = {**form.form_values(mailbox), "name": service.copy_name(mailbox.id)}
+    copy = {**form.form_values(mailbox), "name": service.copy_name(mailbox.id, actor=actor)}
     form.clear_form(PREFIX)
     form.seed(NEW_PREFIX, copy)
     st.session_state[form.key(PREFIX, "duplicate")] = True
@@ -103,7 +113,9 @@ if moved := st.session_state.get(form.key(PREFIX, "moved")):
 
 
 def _test(values: dict[str, Any]) -> ProbeResult:
-    return runtime.checker().test_edit(mailbox.id, values, form.cleared_secrets(PREFIX))
+    return runtime.checker().test_edit(
+        mailbox.id, values, form.cleared_secrets(PREFIX), actor=actor
+    )
 
 
 save, test, reload, cancel = st.columns([1, 2, 2, 1])
@@ -111,7 +123,7 @@ save.button(
     "Save",
     type="primary",
     on_click=form.submit_update,
-    args=(PREFIX, service, mailbox.id, runtime.actor(), _done),
+    args=(PREFIX, service, mailbox.id, actor, _done),
 )
 reload.button("Reload (discard my changes)", on_click=_load)
 test.button(
@@ -132,7 +144,7 @@ if mailbox.status is Status.ACTIVE:
 else:
     toggle.button("Activate", on_click=_set_status, args=(Status.ACTIVE,))
 duplicate.button("Duplicate", on_click=_duplicate, icon=":material/content_copy:")
-if delete.button("Delete", icon=":material/delete:"):
+if actor.can(Permission.DELETE) and delete.button("Delete", icon=":material/delete:"):
     st.session_state[form.key(PREFIX, "confirm_delete")] = True
 if st.session_state.get(form.key(PREFIX, "confirm_delete")):
     st.warning(

@@ -3,26 +3,32 @@
 import pandas as pd
 import streamlit as st
 
+from mailbox_core.access import Permission
 from mailbox_core.errors import MailboxCoreError
 from mailbox_core.listing import COLUMNS, health_summary, mailbox_rows
-from ui import bulk, checks, runtime, transfer
+from ui import access, bulk, checks, runtime, transfer
 from ui.navigation import NEW_MAILBOX_PAGE, require_entrypoint, show_flash
 from ui.results import show_probe
 
 require_entrypoint()
+actor = access.require(Permission.VIEW)
 
 st.title("Mailboxes")
 show_flash()
 
 new, check_all, _ = st.columns([1, 2, 3])
-if new.button("New Mailbox", type="primary", icon=":material/add:"):
+if actor.can(Permission.CREATE) and new.button(
+    "New Mailbox", type="primary", icon=":material/add:"
+):
     st.switch_page(NEW_MAILBOX_PAGE)
-run_check_all = check_all.button("Check all active mailboxes", icon=":material/network_check:")
+run_check_all = actor.can(Permission.CHECK_ALL) and check_all.button(
+    "Check all active mailboxes", icon=":material/network_check:"
+)
 
 try:
     service, checker = runtime.service(), runtime.checker()
     if run_check_all:
-        checks.check_all(checker)
+        checks.check_all(checker, actor)
     mailboxes = service.list_mailboxes()
     health = service.health()
     unreadable = service.undecryptable_mailboxes()
@@ -41,10 +47,13 @@ if unreadable:
 if not mailboxes:
     st.info(
         "No mailboxes yet. Press **New Mailbox** to register the first mailbox your "
-        "helpdesk should poll, or import them below.",
+        "helpdesk should poll, or import them below."
+        if actor.can(Permission.CREATE)
+        else "No mailboxes yet. An editor can register the first one.",
         icon=":material/inbox:",
     )
-    transfer.import_section(service)
+    if actor.can(Permission.IMPORT):
+        transfer.import_section(service)
     st.stop()
 
 counts = health_summary(mailboxes, health)
@@ -83,10 +92,10 @@ event = st.dataframe(
 )
 by_id = {m.id: m for m in mailboxes}
 selected = [by_id[int(frame.iloc[row]["ID"])] for row in event.selection.rows if row < len(frame)]
-if bulk.action_bar(service, selected):
+if bulk.action_bar(service, selected, actor):
     try:
         with st.spinner("Testing…"):
-            checks.test_selected(checker, [m.id for m in selected])
+            checks.test_selected(checker, [m.id for m in selected], actor)
     except MailboxCoreError as exc:
         st.error(str(exc))
     else:
@@ -97,5 +106,7 @@ for mailbox_id, result in checks.stored_results().items():
         show_probe(result, f"{by_id[mailbox_id].name} (ID {mailbox_id})")
 
 st.divider()
-transfer.export_buttons(mailboxes)
-transfer.import_section(service)
+if actor.can(Permission.EXPORT):
+    transfer.export_buttons(mailboxes)
+if actor.can(Permission.IMPORT):
+    transfer.import_section(service)

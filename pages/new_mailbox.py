@@ -1,13 +1,17 @@
 """New Mailbox: the form; OK saves through the core and returns to the list."""
 
+from functools import partial
+
 import streamlit as st
 
+from mailbox_core.access import Permission
 from mailbox_core.errors import MailboxCoreError
-from ui import form, runtime
+from ui import access, form, runtime
 from ui.navigation import MAILBOXES_PAGE, flash, require_entrypoint
 from ui.results import show_probe
 
 require_entrypoint()
+actor = access.require(Permission.CREATE)
 
 PREFIX = "new_mailbox"
 
@@ -42,12 +46,12 @@ def _cancel() -> None:
 
 
 ok, test, cancel, _ = st.columns([1, 2, 1, 4])
-ok.button("OK", type="primary", on_click=form.submit_create, args=(PREFIX, service, _saved))
+ok.button("OK", type="primary", on_click=form.submit_create, args=(PREFIX, service, actor, _saved))
 test.button(
     "Test connection",
     icon=":material/cable:",
     on_click=form.submit_test,
-    args=(PREFIX, runtime.checker().test_values),
+    args=(PREFIX, partial(runtime.checker().test_values, actor=actor)),
 )
 
 cancel.button("Cancel", on_click=_cancel)

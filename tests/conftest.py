@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
+from mailbox_core.access import Actor
 from mailbox_core.crypto import SecretBox, generate_key
 from mailbox_core.db import init_db, make_engine
 from mailbox_core.service import MailboxService
@@ -21,6 +22,8 @@ from tests.support import netfence
 STRICT = os.environ.get("MAILBOX_TEST_STRICT") == "1"
 POSTGRES_URL = os.environ.get("MAILBOX_TEST_POSTGRES_URL")
 ROOT = Path(__file__).resolve().parent.parent
+#: Who acts in tests that are not about roles: a local-mode user with every right.
+ACTOR = Actor.local("tester")
 
 # Loopback only (tests/support/netfence.py): this process, and Python children via PYTHONPATH.
 netfence.install()

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
+from mailbox_core.access import Actor
 from mailbox_core.errors import MailboxCoreError, StoredSecretRefused, ValidationFailed
 from mailbox_core.presets import suggest
 from mailbox_core.probe import ProbeResult
@@ -201,9 +202,13 @@ def _attempt(prefix: str, action: Callable[[], T], *, confirmable: bool = False)
     return None
 
 
-def submit_create(prefix: str, service: MailboxService, on_saved: Callable[[str], None]) -> None:
+def submit_create(
+    prefix: str, service: MailboxService, actor: Actor, on_saved: Callable[[str], None]
+) -> None:
     """OK: validate and save in the core, or keep every problem to show under its field."""
-    created = _attempt(prefix, lambda: service.create_mailbox(submitted_values(prefix)))
+    created = _attempt(
+        prefix, lambda: service.create_mailbox(submitted_values(prefix), actor=actor)
+    )
     if created is not None:
         clear_form(prefix)
         on_saved(f"Mailbox “{created.name}” saved with ID {created.id}.")
@@ -213,7 +218,7 @@ def submit_update(
     prefix: str,
     service: MailboxService,
     mailbox_id: int,
-    actor: str,
+    actor: Actor,
     on_saved: Callable[[str], None],
 ) -> None:
     """Save on the Edit page; blank secrets keep the stored ones."""

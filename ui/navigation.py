@@ -9,6 +9,7 @@ from typing import Any
 
 import streamlit as st
 
+from mailbox_core.access import Actor, Permission
 from mailbox_core.errors import MailboxCoreError
 
 MAILBOXES_PAGE = "pages/mailboxes.py"
@@ -17,6 +18,23 @@ EDIT_MAILBOX_PAGE = "pages/edit_mailbox.py"
 ACTIVITY_PAGE = "pages/activity.py"
 FLASH_KEY = "mailboxes.flash"
 ENTRYPOINT = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+
+
+def pages_for(actor: Actor) -> list[Any]:
+    """The pages this actor's role may use, for st.navigation (a deep link to any other
+    page then finds nothing, and each page checks the role again)."""
+    pages = [st.Page(MAILBOXES_PAGE, title="Mailboxes", icon=":material/inbox:", default=True)]
+    if actor.can(Permission.CREATE):
+        pages.append(st.Page(NEW_MAILBOX_PAGE, title="New Mailbox", icon=":material/add_circle:"))
+    pages += [
+        st.Page(ACTIVITY_PAGE, title="Activity", icon=":material/history:"),
+        # Reached from the list with ?id=N (a shareable link), not from the sidebar; a
+        # viewer gets the mailbox's details and health there, not the form.
+        st.Page(
+            EDIT_MAILBOX_PAGE, title="Edit Mailbox", icon=":material/edit:", visibility="hidden"
+        ),
+    ]
+    return pages
 
 
 def require_entrypoint() -> None:

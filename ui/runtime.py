@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 from collections.abc import Mapping
@@ -10,6 +9,7 @@ from typing import Any
 
 import streamlit as st
 
+from mailbox_core.access import AccessPolicy, Actor
 from mailbox_core.bootstrap import Services, open_services
 from mailbox_core.checks import MailboxChecker
 from mailbox_core.config import Settings, load_settings
@@ -21,26 +21,29 @@ logging.basicConfig(
 )
 
 
-def _secrets() -> Mapping[str, Any]:
+def secrets() -> Mapping[str, Any]:
+    """Streamlit's secrets as a plain mapping (empty without a secrets file)."""
     try:
         return st.secrets.to_dict()
     except (FileNotFoundError, st.errors.StreamlitSecretNotFoundError):
         return {}
 
 
-def actor() -> str:
-    """Who is acting: the signed-in user's email, else the local OS user."""
-    try:
-        if st.user.is_logged_in and st.user.email:
-            return str(st.user.email)
-    except (AttributeError, KeyError, st.errors.StreamlitAPIException):
-        pass
-    return getpass.getuser()
+def actor() -> Actor:
+    """Who is acting in this session: the signed-in user, or the local machine's user."""
+    from ui.access import current_actor
+
+    return current_actor()
+
+
+def access_policy() -> AccessPolicy:
+    """Roles and session age from the `[access]` secrets and the environment."""
+    return AccessPolicy.load(os.environ, secrets())
 
 
 def settings() -> Settings:
     """Settings from the environment and the `[mailbox]` table of Streamlit secrets."""
-    return load_settings(os.environ, _secrets())
+    return load_settings(os.environ, secrets())
 
 
 @st.cache_resource(show_spinner=False)

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from mailbox_core.bootstrap import open_services
 from mailbox_core.config import load_settings
 from tests.app.conftest import button, fill, open_new_mailbox
-from tests.conftest import dovecot_imaps
+from tests.conftest import ACTOR, dovecot_imaps
 
 pytestmark = [pytest.mark.dovecot]
 
@@ -73,8 +73,10 @@ def test_unsaved_form_with_wrong_password_shows_the_hint(
 
 def test_check_all_shows_progress_then_health(dovecot_app: AppTest, dovecot_server: Any) -> None:
     services = open_services(load_settings())
-    services.mailboxes.create_mailbox(dovecot_imaps(dovecot_server, "Works", "alice-Secret-1"))
-    services.mailboxes.create_mailbox(dovecot_imaps(dovecot_server, "Broken", "wrong"))
+    services.mailboxes.create_mailbox(
+        dovecot_imaps(dovecot_server, "Works", "alice-Secret-1"), actor=ACTOR
+    )
+    services.mailboxes.create_mailbox(dovecot_imaps(dovecot_server, "Broken", "wrong"), actor=ACTOR)
     dovecot_app.run()
     assert list(dovecot_app.dataframe[0].value["Result"]) == ["Not checked", "Not checked"]
 
@@ -95,8 +97,10 @@ def test_selected_row_test_connection_shows_its_steps(
     dovecot_app: AppTest, dovecot_server: Any
 ) -> None:
     services = open_services(load_settings())
-    services.mailboxes.create_mailbox(dovecot_imaps(dovecot_server, "First", "alice-Secret-1"))
-    services.mailboxes.create_mailbox(dovecot_imaps(dovecot_server, "Second", "wrong"))
+    services.mailboxes.create_mailbox(
+        dovecot_imaps(dovecot_server, "First", "alice-Secret-1"), actor=ACTOR
+    )
+    services.mailboxes.create_mailbox(dovecot_imaps(dovecot_server, "Second", "wrong"), actor=ACTOR)
     dovecot_app.run()
     assert button(dovecot_app, "Test connection").disabled
     dovecot_app.session_state["mailboxes.table"] = {
@@ -119,7 +123,7 @@ def test_edit_page_tests_unsaved_changes_with_the_stored_password(
 
     services = open_services(load_settings())
     mailbox = services.mailboxes.create_mailbox(
-        dovecot_imaps(dovecot_server, "Edited", "alice-Secret-1", comments="old")
+        dovecot_imaps(dovecot_server, "Edited", "alice-Secret-1", comments="old"), actor=ACTOR
     )
     dovecot_app.run()
     dovecot_app.switch_page("pages/edit_mailbox.py")
@@ -148,7 +152,7 @@ def test_edit_page_asks_for_the_password_again_when_the_server_changes(
 
     services = open_services(load_settings())
     mailbox = services.mailboxes.create_mailbox(
-        dovecot_imaps(dovecot_server, "Moved", "alice-Secret-1")
+        dovecot_imaps(dovecot_server, "Moved", "alice-Secret-1"), actor=ACTOR
     )
     capture = CaptureServer()
     try:

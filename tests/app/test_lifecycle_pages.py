@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from mailbox_core.access import Actor
 from mailbox_core.bootstrap import Services, open_services
 from mailbox_core.config import load_settings
 from mailbox_core.schemas import Status
 from tests.app.conftest import ENTRYPOINT, button, set_field, widget
-from tests.conftest import SIGN_IN_PATHS, mailbox_data
+from tests.conftest import ACTOR, SIGN_IN_PATHS, mailbox_data
 
 EDIT = "pages/edit_mailbox.py"
 
@@ -42,7 +43,7 @@ def titles(at: AppTest) -> list[str]:
 
 
 def test_edit_from_the_list_keeps_a_blank_password(app: AppTest, services: Services) -> None:
-    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"))
+    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"), actor=ACTOR)
     app.run()
     select(app, 0)
     button(app, "Edit").click()
@@ -78,7 +79,7 @@ def test_edit_from_the_list_keeps_a_blank_password(app: AppTest, services: Servi
 
 
 def test_edit_page_shows_every_problem_and_saves_nothing(services: Services) -> None:
-    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"))
+    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"), actor=ACTOR)
     at = open_edit(mailbox.id)
     set_field(at, "host", "bad host")
     button(at, "Save").click()
@@ -88,7 +89,7 @@ def test_edit_page_shows_every_problem_and_saves_nothing(services: Services) -> 
 
 
 def test_second_editor_is_refused_and_the_first_save_stays(services: Services) -> None:
-    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"))
+    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"), actor=ACTOR)
     first, second = open_edit(mailbox.id), open_edit(mailbox.id)
     set_field(first, "comments", "first editor")
     button(first, "Save").click()
@@ -107,7 +108,7 @@ def test_second_editor_is_refused_and_the_first_save_stays(services: Services) -
 
 
 def test_delete_asks_first_naming_the_mailbox(services: Services) -> None:
-    mailbox = services.mailboxes.create_mailbox(mailbox_data("gmail"))
+    mailbox = services.mailboxes.create_mailbox(mailbox_data("gmail"), actor=ACTOR)
     at = open_edit(mailbox.id)
     button(at, "Delete").click()
     at.run()
@@ -121,7 +122,7 @@ def test_delete_asks_first_naming_the_mailbox(services: Services) -> None:
 
 
 def test_duplicate_opens_new_mailbox_prefilled_without_secrets(services: Services) -> None:
-    mailbox = services.mailboxes.create_mailbox(mailbox_data("office365_secret"))
+    mailbox = services.mailboxes.create_mailbox(mailbox_data("office365_secret"), actor=ACTOR)
     at = open_edit(mailbox.id)
     button(at, "Duplicate").click()
     at.run()
@@ -140,7 +141,7 @@ def test_duplicate_opens_new_mailbox_prefilled_without_secrets(services: Service
 
 
 def test_deactivate_from_the_list(app: AppTest, services: Services) -> None:
-    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"))
+    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"), actor=ACTOR)
     app.run()
     select(app, 0)
     button(app, "Deactivate").click()
@@ -154,7 +155,7 @@ def test_bulk_deactivate_and_bulk_delete_with_one_confirmation(
     app: AppTest, services: Services
 ) -> None:
     for path in ("password", "gmail", "office365_secret"):
-        services.mailboxes.create_mailbox(mailbox_data(path))
+        services.mailboxes.create_mailbox(mailbox_data(path), actor=ACTOR)
     app.run()
     select(app, 0, 1)
     button(app, "Deactivate").click()
@@ -171,9 +172,9 @@ def test_bulk_deactivate_and_bulk_delete_with_one_confirmation(
 
 
 def test_activity_page_lists_changes_and_filters_by_mailbox(services: Services) -> None:
-    one = services.mailboxes.create_mailbox(mailbox_data("password"), actor="ann")
-    services.mailboxes.create_mailbox(mailbox_data("gmail"), actor="ann")
-    services.mailboxes.set_status([one.id], Status.NOT_ACTIVE, actor="bob")
+    one = services.mailboxes.create_mailbox(mailbox_data("password"), actor=Actor.local("ann"))
+    services.mailboxes.create_mailbox(mailbox_data("gmail"), actor=Actor.local("ann"))
+    services.mailboxes.set_status([one.id], Status.NOT_ACTIVE, actor=Actor.local("bob"))
     at = AppTest.from_file(ENTRYPOINT, default_timeout=30).run()
     at.switch_page("pages/activity.py").run()
     frame = at.dataframe[0].value
@@ -237,7 +238,7 @@ def test_import_with_a_bad_row_lists_problems_and_writes_nothing(
 
 
 def test_duplicate_from_the_list(app: AppTest, services: Services) -> None:
-    services.mailboxes.create_mailbox(mailbox_data("gmail"))
+    services.mailboxes.create_mailbox(mailbox_data("gmail"), actor=ACTOR)
     app.run()
     select(app, 0)
     button(app, "Duplicate").click()
@@ -248,34 +249,12 @@ def test_duplicate_from_the_list(app: AppTest, services: Services) -> None:
     assert widget(app, "Refresh Token").value == ""
 
 
-def test_audit_actor_is_the_signed_in_user(services: Services) -> None:
-    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"))
-    at = open_edit(mailbox.id)
-    at.user = {"is_logged_in": True, "email": "ops.lead@example.com", "name": "Ops Lead"}
-    at.run()
-    button(at, "Deactivate").click()
-    at.run()
-    assert services.mailboxes.list_audit(mailbox.id)[0].actor == "ops.lead@example.com"
-
-
-def test_audit_actor_without_sign_in_is_the_os_user(services: Services) -> None:
-    import getpass
-
-    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"))
-    at = open_edit(mailbox.id)
-    at.user = {"is_logged_in": False}
-    at.run()
-    button(at, "Deactivate").click()
-    at.run()
-    assert services.mailboxes.list_audit(mailbox.id)[0].actor == getpass.getuser()
-
-
 def test_edit_page_shows_health_and_recent_checks(services: Services) -> None:
     from datetime import UTC, datetime, timedelta
 
     from mailbox_core.models import MailboxCheck
 
-    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"))
+    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"), actor=ACTOR)
     at = open_edit(mailbox.id)
     assert any(c.value.startswith("Never checked.") for c in at.caption)
     now = datetime.now(UTC)
@@ -316,7 +295,7 @@ def test_a_database_failure_in_a_bulk_action_is_a_message(
     from mailbox_core.errors import StorageError
     from mailbox_core.service import MailboxService
 
-    services.mailboxes.create_mailbox(mailbox_data("password"))
+    services.mailboxes.create_mailbox(mailbox_data("password"), actor=ACTOR)
     app.run()
 
     def unreachable(*args: object, **kwargs: object) -> int:
@@ -331,7 +310,7 @@ def test_a_database_failure_in_a_bulk_action_is_a_message(
 
 
 def test_returning_to_the_edit_page_reloads_the_form(services: Services) -> None:
-    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"))
+    mailbox = services.mailboxes.create_mailbox(mailbox_data("password"), actor=ACTOR)
     at = open_edit(mailbox.id)
     at.switch_page("pages/mailboxes.py").run()
     at.switch_page(EDIT)

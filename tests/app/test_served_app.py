@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.app.conftest import ENTRYPOINT
-from tests.conftest import need
+from tests.conftest import ACTOR, need
 from tests.support.served import chromium, chromium_available, serve
 
 SECRET = "browser-never-sees-Pw7"
@@ -90,7 +90,7 @@ def test_select_a_row_edit_and_replace_the_password(tmp_path: Path, mailboxes: A
     sync_api = pytest.importorskip("playwright.sync_api")
     from tests.conftest import SIGN_IN_PATHS, mailbox_data
 
-    mailboxes.create_mailbox(mailbox_data("password"))
+    mailboxes.create_mailbox(mailbox_data("password"), actor=ACTOR)
     old_password = SIGN_IN_PATHS["password"]["password"]
     frames: list[bytes] = []
     with _serve(tmp_path) as url, sync_api.sync_playwright() as playwright:
@@ -126,7 +126,7 @@ def test_a_shared_deep_link_on_a_fresh_server_goes_through_the_entrypoint(
     sync_api = pytest.importorskip("playwright.sync_api")
     from tests.conftest import mailbox_data
 
-    mailboxes.create_mailbox(mailbox_data("gmail"))
+    mailboxes.create_mailbox(mailbox_data("gmail"), actor=ACTOR)
     with _serve(tmp_path) as url, sync_api.sync_playwright() as playwright:
         page = browser_page(playwright, [])
         # The very first request of this server is a deep link.

@@ -12,7 +12,7 @@ import pytest
 
 from mailbox_core.bootstrap import open_services
 from mailbox_core.config import load_settings
-from tests.conftest import dovecot_imaps, run_cli
+from tests.conftest import ACTOR, dovecot_imaps, run_cli
 
 pytestmark = [pytest.mark.dovecot]
 
@@ -33,7 +33,7 @@ def add(
 ) -> int:
     services = open_services(load_settings(env))
     values = dovecot_imaps(dovecot_server, name, password, status=status)
-    return services.mailboxes.create_mailbox(values).id
+    return services.mailboxes.create_mailbox(values, actor=ACTOR).id
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

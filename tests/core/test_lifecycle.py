@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from mailbox_core.access import Actor
 from mailbox_core.crypto import SecretBox
 from mailbox_core.db import current_revision, head_revision, upgrade
 from mailbox_core.errors import ConcurrentEditError, StoredSecretRefused, ValidationFailed
 from mailbox_core.schemas import SECRET_FIELDS, Status
 from mailbox_core.service import MailboxService
-from tests.conftest import SIGN_IN_PATHS, mailbox_data, reset_database
+from tests.conftest import ACTOR, SIGN_IN_PATHS, mailbox_data, reset_database
 
 
 def edit(service: MailboxService, mailbox_id: int, **changes: Any) -> dict[str, Any]:
@@ -41,12 +42,12 @@ def audit_text(engine: Engine) -> str:
 
 
 def test_edit_with_blank_password_keeps_it(service: MailboxService) -> None:
-    mailbox = service.create_mailbox(mailbox_data("password"))
+    mailbox = service.create_mailbox(mailbox_data("password"), actor=ACTOR)
     saved = service.update_mailbox(
         mailbox.id,
         edit(service, mailbox.id, comments="polled by the helpdesk"),
         expected_version=mailbox.version,
-        actor="ann",
+        actor=Actor.local("ann"),
     )
     assert (saved.comments, saved.version) == ("polled by the helpdesk", mailbox.version + 1)
     assert service.get_credentials(mailbox.id).password == SIGN_IN_PATHS["password"]["password"]
@@ -66,10 +67,13 @@ def test_edit_with_blank_password_keeps_it(service: MailboxService) -> None:
 def test_a_new_destination_keeps_the_stored_password_only_when_confirmed(
     service: MailboxService, engine: Engine, change: dict[str, Any]
 ) -> None:
-    mailbox = service.create_mailbox(mailbox_data("password"))
+    mailbox = service.create_mailbox(mailbox_data("password"), actor=ACTOR)
     with pytest.raises(StoredSecretRefused) as caught:
         service.update_mailbox(
-            mailbox.id, edit(service, mailbox.id, **change), expected_version=mailbox.version
+            mailbox.id,
+            edit(service, mailbox.id, **change),
+            expected_version=mailbox.version,
+            actor=ACTOR,
         )
     assert caught.value.secrets == ("password",)
     assert service.get_mailbox(mailbox.id).version == mailbox.version, "nothing saved"
@@ -78,7 +82,7 @@ def test_a_new_destination_keeps_the_stored_password_only_when_confirmed(
         edit(service, mailbox.id, **change),
         expected_version=mailbox.version,
         keep_secrets_for_new_destination=True,
-        actor="ann",
+        actor=Actor.local("ann"),
     )
     assert saved.version == mailbox.version + 1
     assert service.get_credentials(mailbox.id).password == SIGN_IN_PATHS["password"]["password"]
@@ -88,11 +92,12 @@ def test_a_new_destination_keeps_the_stored_password_only_when_confirmed(
 def test_a_new_destination_with_the_password_typed_again_needs_no_confirmation(
     service: MailboxService,
 ) -> None:
-    mailbox = service.create_mailbox(mailbox_data("password"))
+    mailbox = service.create_mailbox(mailbox_data("password"), actor=ACTOR)
     service.update_mailbox(
         mailbox.id,
         edit(service, mailbox.id, host="pop.other.example", password="new-server-pw"),
         expected_version=mailbox.version,
+        actor=ACTOR,
     )
     assert service.get_credentials(mailbox.id).password == "new-server-pw"
 
@@ -100,12 +105,12 @@ def test_a_new_destination_with_the_password_typed_again_needs_no_confirmation(
 def test_typed_secret_replaces_and_is_audited_as_changed(
     service: MailboxService, engine: Engine
 ) -> None:
-    mailbox = service.create_mailbox(mailbox_data("gmail"))
+    mailbox = service.create_mailbox(mailbox_data("gmail"), actor=ACTOR)
     service.update_mailbox(
         mailbox.id,
         edit(service, mailbox.id, refresh_token="1//new-Tok"),
         expected_version=mailbox.version,
-        actor="ann",
+        actor=Actor.local("ann"),
     )
     assert service.get_credentials(mailbox.id).refresh_token == "1//new-Tok"
     event = service.list_audit(mailbox.id)[0]
@@ -117,15 +122,23 @@ def test_typed_secret_replaces_and_is_audited_as_changed(
 
 
 def test_optional_secret_can_be_cleared_but_a_required_one_cannot(service: MailboxService) -> None:
-    gmail = service.create_mailbox(mailbox_data("gmail", password="optional-pw"))
+    gmail = service.create_mailbox(mailbox_data("gmail", password="optional-pw"), actor=ACTOR)
     service.update_mailbox(
-        gmail.id, edit(service, gmail.id), clear={"password"}, expected_version=gmail.version
+        gmail.id,
+        edit(service, gmail.id),
+        clear={"password"},
+        expected_version=gmail.version,
+        actor=ACTOR,
     )
     assert service.get_mailbox(gmail.id).has_password is False
-    pop = service.create_mailbox(mailbox_data("password"))
+    pop = service.create_mailbox(mailbox_data("password"), actor=ACTOR)
     with pytest.raises(ValidationFailed) as caught:
         service.update_mailbox(
-            pop.id, edit(service, pop.id), clear={"password"}, expected_version=pop.version
+            pop.id,
+            edit(service, pop.id),
+            clear={"password"},
+            expected_version=pop.version,
+            actor=ACTOR,
         )
     assert caught.value.by_field() == {"password": "is required"}
     assert service.get_mailbox(pop.id).has_password is True
@@ -134,11 +147,12 @@ def test_optional_secret_can_be_cleared_but_a_required_one_cannot(service: Mailb
 def test_switching_a_saved_gmail_mailbox_to_pop3_removes_its_oauth_secrets(
     service: MailboxService,
 ) -> None:
-    mailbox = service.create_mailbox(mailbox_data("gmail"))
+    mailbox = service.create_mailbox(mailbox_data("gmail"), actor=ACTOR)
     saved = service.update_mailbox(
         mailbox.id,
         edit(service, mailbox.id, mailbox_type="POP3", port=995, password="pop-pw"),
         expected_version=mailbox.version,
+        actor=ACTOR,
     )
     assert (
         saved.oauth_enabled,
@@ -153,14 +167,18 @@ def test_switching_a_saved_gmail_mailbox_to_pop3_removes_its_oauth_secrets(
 
 
 def test_second_save_of_the_same_version_is_refused(service: MailboxService) -> None:
-    mailbox = service.create_mailbox(mailbox_data("password"))
+    mailbox = service.create_mailbox(mailbox_data("password"), actor=ACTOR)
     first = edit(service, mailbox.id, port=1110)
     second = edit(service, mailbox.id, host="other.example.com")
     service.update_mailbox(
-        mailbox.id, first, expected_version=mailbox.version, keep_secrets_for_new_destination=True
+        mailbox.id,
+        first,
+        expected_version=mailbox.version,
+        keep_secrets_for_new_destination=True,
+        actor=ACTOR,
     )
     with pytest.raises(ConcurrentEditError) as caught:
-        service.update_mailbox(mailbox.id, second, expected_version=mailbox.version)
+        service.update_mailbox(mailbox.id, second, expected_version=mailbox.version, actor=ACTOR)
     assert str(caught.value).startswith("This mailbox was changed by someone else at ")
     assert "reload to see their change" in str(caught.value)
     kept = service.get_mailbox(mailbox.id)
@@ -168,20 +186,25 @@ def test_second_save_of_the_same_version_is_refused(service: MailboxService) -> 
 
 
 def test_rename_to_an_existing_name_is_refused(service: MailboxService) -> None:
-    service.create_mailbox(mailbox_data("password", name="Sales"))
-    other = service.create_mailbox(mailbox_data("password", name="Support"))
+    service.create_mailbox(mailbox_data("password", name="Sales"), actor=ACTOR)
+    other = service.create_mailbox(mailbox_data("password", name="Support"), actor=ACTOR)
     with pytest.raises(ValidationFailed) as caught:
         service.update_mailbox(
-            other.id, edit(service, other.id, name="SALES"), expected_version=other.version
+            other.id,
+            edit(service, other.id, name="SALES"),
+            expected_version=other.version,
+            actor=ACTOR,
         )
     assert "already exists" in caught.value.by_field()["name"]
 
 
 def test_status_delete_and_audit_trail(service: MailboxService, engine: Engine) -> None:
-    ids = [service.create_mailbox(mailbox_data(p), actor="ann").id for p in SIGN_IN_PATHS]
-    assert service.set_status(ids[:2], Status.NOT_ACTIVE, actor="bob") == 2
-    assert service.set_status(ids[:2], Status.NOT_ACTIVE, actor="bob") == 0
-    assert service.delete_mailboxes(ids[2:4], actor="cy") == 2
+    ids = [
+        service.create_mailbox(mailbox_data(p), actor=Actor.local("ann")).id for p in SIGN_IN_PATHS
+    ]
+    assert service.set_status(ids[:2], Status.NOT_ACTIVE, actor=Actor.local("bob")) == 2
+    assert service.set_status(ids[:2], Status.NOT_ACTIVE, actor=Actor.local("bob")) == 0
+    assert service.delete_mailboxes(ids[2:4], actor=Actor.local("cy")) == 2
     assert service.count_mailboxes() == 3
     actions = [(e.action, e.actor) for e in service.list_audit()]
     assert actions[:4] == [("deleted", "cy")] * 2 + [("deactivated", "bob")] * 2
@@ -196,10 +219,10 @@ def test_status_delete_and_audit_trail(service: MailboxService, engine: Engine) 
 
 
 def test_copy_name_is_unique(service: MailboxService) -> None:
-    mailbox = service.create_mailbox(mailbox_data("password", name="Desk"))
-    assert service.copy_name(mailbox.id) == "Desk (copy)"
-    service.create_mailbox(mailbox_data("password", name="Desk (copy)"))
-    assert service.copy_name(mailbox.id) == "Desk (copy 2)"
+    mailbox = service.create_mailbox(mailbox_data("password", name="Desk"), actor=ACTOR)
+    assert service.copy_name(mailbox.id, actor=ACTOR) == "Desk (copy)"
+    service.create_mailbox(mailbox_data("password", name="Desk (copy)"), actor=ACTOR)
+    assert service.copy_name(mailbox.id, actor=ACTOR) == "Desk (copy 2)"
 
 
 def test_upgrade_from_the_first_revision_keeps_rows_and_secrets(engine: Engine, key: str) -> None:
@@ -224,6 +247,6 @@ def test_upgrade_from_the_first_revision_keeps_rows_and_secrets(engine: Engine, 
     assert (mailbox.name, mailbox.version) == ("Old", 1)
     assert service.get_credentials(mailbox.id).password == "old-pw"
     saved = service.update_mailbox(
-        mailbox.id, edit(service, mailbox.id, comments="migrated"), expected_version=1
+        mailbox.id, edit(service, mailbox.id, comments="migrated"), expected_version=1, actor=ACTOR
     )
     assert saved.version == 2

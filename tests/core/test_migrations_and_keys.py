@@ -14,7 +14,7 @@ from mailbox_core.crypto import SecretBox, generate_key
 from mailbox_core.db import current_revision, make_engine, upgrade
 from mailbox_core.errors import SecretDecryptionError
 from mailbox_core.service import MailboxService
-from tests.conftest import SIGN_IN_PATHS, mailbox_data, run_cli
+from tests.conftest import ACTOR, SIGN_IN_PATHS, mailbox_data, run_cli
 
 
 def rows(engine: Engine) -> list[dict[str, Any]]:
@@ -28,7 +28,7 @@ def test_new_database_is_at_the_newest_revision(engine: Engine) -> None:
 
 
 def test_upgrade_is_idempotent_and_keeps_rows(service: MailboxService, engine: Engine) -> None:
-    service.create_mailbox(mailbox_data("gmail"))
+    service.create_mailbox(mailbox_data("gmail"), actor=ACTOR)
     before = rows(engine)
     upgrade(engine)
     upgrade(engine)
@@ -59,10 +59,10 @@ def test_database_made_before_migrations_is_adopted(tmp_path: Path, key: str) ->
 def test_rotation_re_encrypts_so_the_old_key_can_go(engine: Engine, key: str) -> None:
     old = MailboxService(engine, SecretBox([key]))
     for path in SIGN_IN_PATHS:
-        old.create_mailbox(mailbox_data(path))
+        old.create_mailbox(mailbox_data(path), actor=ACTOR)
     new_key = generate_key()
     rotating = MailboxService(engine, SecretBox([new_key, key]))
-    assert rotating.rotate_keys() == (5, 6)  # 1 + 2 + 1 + 1 + 1 secrets over the paths
+    assert rotating.rotate_keys(actor=ACTOR) == (5, 6)  # 1 + 2 + 1 + 1 + 1 secrets over the paths
     only_new = MailboxService(engine, SecretBox([new_key]))
     for mailbox in only_new.list_mailboxes():
         credentials = only_new.get_credentials(mailbox.id)
@@ -75,14 +75,14 @@ def test_rotation_re_encrypts_so_the_old_key_can_go(engine: Engine, key: str) ->
 
 
 def test_rotation_with_an_undecryptable_row_changes_nothing(engine: Engine, key: str) -> None:
-    MailboxService(engine, SecretBox([key])).create_mailbox(mailbox_data("password"))
+    MailboxService(engine, SecretBox([key])).create_mailbox(mailbox_data("password"), actor=ACTOR)
     stranger_key = generate_key()
     MailboxService(engine, SecretBox([stranger_key])).create_mailbox(
-        mailbox_data("gmail", name="Foreign")
+        mailbox_data("gmail", name="Foreign"), actor=ACTOR
     )
     before = rows(engine)
     with pytest.raises(SecretDecryptionError) as caught:
-        MailboxService(engine, SecretBox([generate_key(), key])).rotate_keys()
+        MailboxService(engine, SecretBox([generate_key(), key])).rotate_keys(actor=ACTOR)
     assert "Foreign" in str(caught.value)
     assert rows(engine) == before
 

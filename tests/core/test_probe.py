@@ -17,6 +17,7 @@ from mailbox_core.errors import ValidationFailed
 from mailbox_core.probe import ProbeResult, ProbeTarget, StepStatus, run_probe
 from mailbox_core.schemas import MailboxType
 from mailbox_core.service import MailboxService
+from tests.conftest import ACTOR
 from tests.support import hostile
 from tests.support.oauth_provider import GMAIL_CLIENT, MS_APP, TENANT
 from tests.support.tls import make_certificate
@@ -50,7 +51,7 @@ def checker(
 
 def save(checker: MailboxChecker, **values: Any) -> int:
     base = {"name": f"m{time.monotonic_ns()}", "host": "localhost", "account": "alice@example.com"}
-    return checker.mailboxes.create_mailbox({**base, **values}).id
+    return checker.mailboxes.create_mailbox({**base, **values}, actor=ACTOR).id
 
 
 def steps(result: ProbeResult) -> dict[str, StepStatus]:
@@ -72,7 +73,7 @@ def test_password_matrix(
         allow_plaintext_password=security == "plain",
         password="alice-Secret-1" if good else "wrong-password",
     )
-    result = checker.check_mailbox(mailbox_id)
+    result = checker.check_mailbox(mailbox_id, actor=ACTOR)
     if good:
         assert result.ok, result
         assert result.summary == "Signed in and opened INBOX; 3 messages"
@@ -108,7 +109,8 @@ def test_plain_connection_allowed_per_mailbox_still_warns(
             password="alice-Secret-1",
             port=dovecot_server.ports["imap"],
             allow_plaintext_password=True,
-        )
+        ),
+        actor=ACTOR,
     )
     assert result.ok
     tls = next(s for s in result.steps if s.name == "TLS")
@@ -129,7 +131,8 @@ def test_plain_connection_without_the_choice_sends_no_password(
             mailbox_type=kind,
             password="alice-Secret-1",
             port=dovecot_server.ports[kind.lower()],
-        )
+        ),
+        actor=ACTOR,
     )
     assert not result.ok
     assert result.failed_step is not None
@@ -152,7 +155,8 @@ def test_plain_connection_without_the_choice_sends_nothing_to_the_server(
                 "port": capture.port,
                 "account": "alice@example.com",
                 "password": "never-on-the-wire-9",
-            }
+            },
+            actor=ACTOR,
         )
     finally:
         capture.stop()
@@ -173,7 +177,7 @@ def test_probe_never_changes_the_mailbox(checker: MailboxChecker, dovecot_server
             port=dovecot_server.ports[port],
             name=f"bob {kind} {time.monotonic_ns()}",
         )
-        assert checker.check_mailbox(mailbox).message_count == 3
+        assert checker.check_mailbox(mailbox, actor=ACTOR).message_count == 3
     maildir = dovecot_server.workdir / "mail" / "bob@example.com" / "Maildir"
     assert len(list((maildir / "new").iterdir())) + len(list((maildir / "cur").iterdir())) == 3
     assert not [p for p in (maildir / "cur").iterdir() if "S" in p.name.rsplit(",", 1)[-1]]
@@ -191,7 +195,8 @@ def test_non_ascii_password_signs_in(
             account="carol@example.com",
             password="pässwörd-ü",
             port=dovecot_server.ports[port],
-        )
+        ),
+        actor=ACTOR,
     )
     assert result.ok, result.summary
 
@@ -206,7 +211,8 @@ def test_unsaved_form_values_can_be_tested(checker: MailboxChecker, dovecot_serv
             "ssl_enabled": "Yes",
             "account": "alice@example.com",
             "password": "alice-Secret-1",
-        }
+        },
+        actor=ACTOR,
     )
     assert result.ok
     assert checker.mailboxes.count_mailboxes() == 0
@@ -222,9 +228,9 @@ def test_consecutive_failures_and_failing_since(
         port=dovecot_server.ports["imap"],
         allow_plaintext_password=True,
     )
-    checker.check_mailbox(mailbox)
+    checker.check_mailbox(mailbox, actor=ACTOR)
     first = checker.mailboxes.health()[mailbox].failing_since
-    checker.check_mailbox(mailbox)
+    checker.check_mailbox(mailbox, actor=ACTOR)
     health = checker.mailboxes.health()[mailbox]
     assert health.consecutive_failures == 2
     assert health.failing_since == first
@@ -249,7 +255,9 @@ def test_check_all_checks_only_active_mailboxes(
         status="Not Active",
     )
     seen: list[tuple[int, int]] = []
-    results = checker.check_many(on_progress=lambda done, total, m, r: seen.append((done, total)))
+    results = checker.check_many(
+        on_progress=lambda done, total, m, r: seen.append((done, total)), actor=ACTOR
+    )
     assert set(results) == {good, bad}
     assert results[good].ok and not results[bad].ok
     assert seen == [(1, 2), (2, 2)]
@@ -314,7 +322,7 @@ def save_oauth(checker: MailboxChecker, dovecot_server: Any, case: str, **change
 def test_xoauth2_good_token_signs_in(
     checker: MailboxChecker, dovecot_server: Any, case: str
 ) -> None:
-    result = checker.check_mailbox(save_oauth(checker, dovecot_server, case))
+    result = checker.check_mailbox(save_oauth(checker, dovecot_server, case), actor=ACTOR)
     assert result.ok, result.summary
     sign_in = next(s for s in result.steps if s.name == "Sign-in")
     assert "XOAUTH2" in sign_in.detail
@@ -326,7 +334,9 @@ def test_xoauth2_provider_refusal_is_a_readable_hint(
     checker: MailboxChecker, dovecot_server: Any, case: str
 ) -> None:
     changes, code, hint = OAUTH_BAD[case]
-    result = checker.check_mailbox(save_oauth(checker, dovecot_server, case, **changes))
+    result = checker.check_mailbox(
+        save_oauth(checker, dovecot_server, case, **changes), actor=ACTOR
+    )
     assert not result.ok
     assert result.failed_step is not None and result.failed_step.name == "Sign-in"
     assert code in result.summary
@@ -338,7 +348,8 @@ def test_token_for_another_account_is_refused_by_the_server(
 ) -> None:
     # The app-only token is for billing@; signing in as alice@ with it must fail.
     result = checker.check_mailbox(
-        save_oauth(checker, dovecot_server, "office365_secret", account="alice@example.com")
+        save_oauth(checker, dovecot_server, "office365_secret", account="alice@example.com"),
+        actor=ACTOR,
     )
     assert result.summary == "The server refused the OAuth token for alice@example.com"
 
@@ -347,7 +358,7 @@ def test_token_endpoint_down_is_a_readable_message(
     checker: MailboxChecker, dovecot_server: Any
 ) -> None:
     checker.tokens.google_token_url = f"http://127.0.0.1:{hostile_closed_port()}/token"
-    result = checker.check_mailbox(save_oauth(checker, dovecot_server, "gmail"))
+    result = checker.check_mailbox(save_oauth(checker, dovecot_server, "gmail"), actor=ACTOR)
     assert not result.ok
     assert "Could not reach the token endpoint" in result.summary
 
@@ -358,7 +369,7 @@ def test_introspection_down_reaches_the_client_as_unavailable(
     mailbox = save_oauth(checker, dovecot_server, "gmail")
     oauth_provider.introspection_down = True
     try:
-        result = checker.check_mailbox(mailbox)
+        result = checker.check_mailbox(mailbox, actor=ACTOR)
     finally:
         oauth_provider.introspection_down = False
     assert result.summary == "The mail server could not verify the token right now"
@@ -368,7 +379,7 @@ def test_rotated_refresh_token_is_stored_encrypted(
     checker: MailboxChecker, dovecot_server: Any
 ) -> None:
     mailbox = save_oauth(checker, dovecot_server, "gmail", refresh_token="1//rotate-me")
-    assert checker.check_mailbox(mailbox).ok
+    assert checker.check_mailbox(mailbox, actor=ACTOR).ok
     stored = checker.mailboxes.get_credentials(mailbox).refresh_token
     assert stored is not None and stored.startswith("1//rotated-")
 
@@ -378,8 +389,8 @@ def test_access_tokens_are_cached(
 ) -> None:
     mailbox = save_oauth(checker, dovecot_server, "office365_secret")
     before = len(oauth_provider.requests)
-    assert checker.check_mailbox(mailbox).ok
-    assert checker.check_mailbox(mailbox).ok
+    assert checker.check_mailbox(mailbox, actor=ACTOR).ok
+    assert checker.check_mailbox(mailbox, actor=ACTOR).ok
     assert len(oauth_provider.requests) - before == 1
 
 
@@ -522,11 +533,11 @@ def test_edit_test_uses_typed_secret_over_the_stored_one(
     checker: MailboxChecker, dovecot_server: Any
 ) -> None:
     mailbox, values = saved_imaps(checker, dovecot_server)
-    assert checker.test_edit(mailbox, {**values, "password": ""}).ok
-    typed = checker.test_edit(mailbox, {**values, "password": "typed-but-wrong"})
+    assert checker.test_edit(mailbox, {**values, "password": ""}, actor=ACTOR).ok
+    typed = checker.test_edit(mailbox, {**values, "password": "typed-but-wrong"}, actor=ACTOR)
     assert typed.summary == "The server refused the password for alice@example.com"
     with pytest.raises(ValidationFailed):
-        checker.test_edit(mailbox, values, clear={"password"})
+        checker.test_edit(mailbox, values, clear={"password"}, actor=ACTOR)
 
 
 @pytest.mark.parametrize(
@@ -552,7 +563,7 @@ def test_edit_test_never_sends_a_stored_password_to_a_changed_destination(
         moved["port"] = capture.port
     try:
         with pytest.raises(StoredSecretRefused) as caught:
-            checker.test_edit(mailbox, moved)
+            checker.test_edit(mailbox, moved, actor=ACTOR)
     finally:
         capture.stop()
     assert caught.value.secrets == ("password",)
@@ -578,7 +589,8 @@ def test_edit_test_of_gmail_keeps_its_stored_token_only_for_the_same_client(
             "client_id": GMAIL_CLIENT[0],
             "client_secret": GMAIL_CLIENT[1],
             "refresh_token": "1//good-refresh",
-        }
+        },
+        actor=ACTOR,
     )
     values = mailbox.model_dump(
         include={
@@ -586,9 +598,11 @@ def test_edit_test_of_gmail_keeps_its_stored_token_only_for_the_same_client(
             "oauth_enabled", "oauth_provider", "client_id",
         }
     )  # fmt: skip
-    assert checker.test_edit(mailbox.id, values).ok
+    assert checker.test_edit(mailbox.id, values, actor=ACTOR).ok
     with pytest.raises(StoredSecretRefused) as caught:
-        checker.test_edit(mailbox.id, {**values, "client_id": "other.apps.googleusercontent.com"})
+        checker.test_edit(
+            mailbox.id, {**values, "client_id": "other.apps.googleusercontent.com"}, actor=ACTOR
+        )
     assert caught.value.secrets == ("client_secret", "refresh_token")
 
 
@@ -612,7 +626,8 @@ def test_a_stalled_mailbox_does_not_block_check_all(
     results = checker.check_many(
         on_progress=lambda done, total, mailbox, result: finished.append(
             (mailbox.id, time.monotonic() - started)
-        )
+        ),
+        actor=ACTOR,
     )
     order = [mailbox_id for mailbox_id, _ in finished]
     assert order[-1] == stalled, "the stalled mailbox must finish last, after the others"

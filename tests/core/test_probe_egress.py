@@ -24,7 +24,7 @@ from mailbox_core.egress import EgressMode, EgressPolicy
 from mailbox_core.probe import ProbeTarget, StepStatus, run_probe
 from mailbox_core.schemas import MailboxType
 from mailbox_core.service import MailboxService
-from tests.conftest import dovecot_imaps, run_cli
+from tests.conftest import ACTOR, dovecot_imaps, run_cli
 
 PUBLIC = EgressPolicy(EgressMode.PUBLIC)
 
@@ -162,7 +162,7 @@ def dovecot_mailbox(
 ) -> tuple[MailboxService, int]:
     service = MailboxService(sqlite_engine, SecretBox([key]))
     values = dovecot_imaps(dovecot_server, "Private Dovecot", "alice-Secret-1")
-    return service, service.create_mailbox(values).id
+    return service, service.create_mailbox(values, actor=ACTOR).id
 
 
 @pytest.mark.dovecot
@@ -187,7 +187,7 @@ def test_the_private_dovecot_is_reached_only_when_allowed(
     settings = CheckSettings(
         timeout=3, ca_file=str(dovecot_server.ca_file), egress=EgressPolicy.parse(mode, allow)
     )
-    result = MailboxChecker(service, settings).check_mailbox(mailbox_id)
+    result = MailboxChecker(service, settings).check_mailbox(mailbox_id, actor=ACTOR)
     assert result.ok is reached, result.summary
     if not reached:
         assert result.summary.startswith("Egress refused: ")
@@ -203,7 +203,9 @@ def test_the_command_line_uses_the_egress_setting(tmp_path: Path, dovecot_server
         MAILBOX_EGRESS="public",
     )
     services = open_services(load_settings(env))
-    services.mailboxes.create_mailbox(dovecot_imaps(dovecot_server, "CLI", "alice-Secret-1"))
+    services.mailboxes.create_mailbox(
+        dovecot_imaps(dovecot_server, "CLI", "alice-Secret-1"), actor=ACTOR
+    )
     refused = run_cli(env, "check", "--all", "--json")
     assert refused.returncode == 1, refused.stderr
     [row] = json.loads(refused.stdout)
@@ -226,7 +228,9 @@ def test_a_secrets_file_with_sign_in_turns_the_guard_on_for_the_command_line(
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOX_")}
     env["MAILBOX_SECRETS_FILE"] = str(secrets)
     services = open_services(load_settings(env, {"mailbox": {"data_dir": str(tmp_path / "data")}}))
-    services.mailboxes.create_mailbox(dovecot_imaps(dovecot_server, "Hosted", "alice-Secret-1"))
+    services.mailboxes.create_mailbox(
+        dovecot_imaps(dovecot_server, "Hosted", "alice-Secret-1"), actor=ACTOR
+    )
     done = run_cli(env, "check", "--all", "--json")
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)[0]["message"].startswith("Egress refused: ")

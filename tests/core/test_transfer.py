@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from mailbox_core.access import Actor
 from mailbox_core.schemas import SECRET_FIELDS
 from mailbox_core.service import MailboxService
 from mailbox_core.transfer import (
@@ -24,7 +25,7 @@ from mailbox_core.transfer import (
     to_csv,
     to_json,
 )
-from tests.conftest import ROOT, SIGN_IN_PATHS, mailbox_data, run_cli
+from tests.conftest import ACTOR, ROOT, SIGN_IN_PATHS, mailbox_data, run_cli
 from tests.support import netfence
 
 SECRETS = [v[f] for v in SIGN_IN_PATHS.values() for f in SECRET_FIELDS if f in v]
@@ -33,7 +34,9 @@ SECRETS = [v[f] for v in SIGN_IN_PATHS.values() for f in SECRET_FIELDS if f in v
 @pytest.fixture
 def filled(service: MailboxService) -> MailboxService:
     for path in SIGN_IN_PATHS:
-        service.create_mailbox(mailbox_data(path, comments=f"for {path}, with “quotes”"))
+        service.create_mailbox(
+            mailbox_data(path, comments=f"for {path}, with “quotes”"), actor=ACTOR
+        )
     return service
 
 
@@ -66,7 +69,7 @@ def test_round_trip_into_an_empty_database(
     # Secrets are not exported: supply them as an operator would, in the import file.
     for row, source in zip(rows, SIGN_IN_PATHS.values(), strict=True):
         row.update({f: source[f] for f in SECRET_FIELDS if f in source})
-    target.import_mailboxes(rows, actor="importer")
+    target.import_mailboxes(rows, actor=Actor.local("importer"))
     assert export_rows(target.list_mailboxes()) == export_rows(filled.list_mailboxes())
     gmail = next(m for m in target.list_mailboxes() if m.name == "Gmail helpdesk")
     assert target.get_credentials(gmail.id).refresh_token == SIGN_IN_PATHS["gmail"]["refresh_token"]
@@ -80,7 +83,7 @@ def test_one_bad_row_writes_nothing_and_names_row_and_field(service: MailboxServ
         mailbox_data("office365_secret", tenant_id="nope"),
     ]
     with pytest.raises(ImportFailed) as caught:
-        service.import_mailboxes(rows)
+        service.import_mailboxes(rows, actor=ACTOR)
     found = [(p.row, p.error.field) for p in caught.value.problems]
     assert found == [(2, "port"), (3, "tenant_id")]
     assert "Row 2: Port:" in str(caught.value)
@@ -88,7 +91,7 @@ def test_one_bad_row_writes_nothing_and_names_row_and_field(service: MailboxServ
 
 
 def test_duplicate_names_in_the_file_and_in_the_database(service: MailboxService) -> None:
-    service.create_mailbox(mailbox_data("password", name="Existing"))
+    service.create_mailbox(mailbox_data("password", name="Existing"), actor=ACTOR)
     plan = plan_import(
         [
             mailbox_data("password", name="existing"),
