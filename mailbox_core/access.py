@@ -266,6 +266,6 @@ def _max_age(raw: str) -> float:
         raise ConfigurationError(
             f"MAILBOX_SESSION_MAX_AGE must be a number of seconds, not {raw!r}."
         ) from exc
-    if not 60 <= seconds <= 90 * 24 * 3600:
-        raise ConfigurationError("MAILBOX_SESSION_MAX_AGE must be between 60 s and 90 days.")
+    if not 1 <= seconds <= 90 * 24 * 3600:
+        raise ConfigurationError("MAILBOX_SESSION_MAX_AGE must be between 1 s and 90 days.")
     return seconds

@@ -9,7 +9,7 @@ the machine's user, every right, and a note saying so.
 from __future__ import annotations
 
 import getpass
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import streamlit as st
@@ -17,6 +17,7 @@ import streamlit as st
 from mailbox_core.access import Actor, ActorKind, Permission
 from mailbox_core.errors import MailboxCoreError
 from ui import runtime
+from ui.navigation import APP_URL_PATHS
 
 NO_ACCESS = "Signed in as {name}, but you have no access to Mailbox Manager — ask an admin."
 
@@ -65,7 +66,7 @@ def _admitted() -> Actor:
         return current_actor()
     claims = _claims()
     if not claims.get("is_logged_in"):
-        _sign_in_page()
+        _only(_sign_in_page, "Sign in")
     if runtime.access_policy().session_expired(claims):
         # iat, not auth_time: see AccessPolicy.session_expired. Logging out clears the
         # 30-day identity cookie; the next visit starts at the sign-in page.
@@ -73,11 +74,26 @@ def _admitted() -> Actor:
         st.stop()
     actor = current_actor()
     if actor.role is None:
-        st.title("Mailbox Manager")
-        st.warning(NO_ACCESS.format(name=actor.name), icon=":material/lock:")
-        st.button("Sign out", on_click=st.logout)
-        st.stop()
+        _only(_no_access_page, "No access")
     return actor
+
+
+def _only(page: Callable[[], None], title: str) -> None:
+    """Run ``page`` as the app's only page, then stop: whatever URL was opened, no other
+    page runs and the sidebar lists none (a page file of pages/ is never reached).
+
+    The app's own URLs are registered too, all showing ``page``: a shared link such as
+    /edit_mailbox?id=3 then gets this page, not Streamlit's "Page not found" dialog.
+    """
+    same = [st.Page(page, title=title, url_path=path) for path in APP_URL_PATHS]
+    st.navigation([st.Page(page, title=title, default=True), *same], position="hidden").run()
+    st.stop()
+
+
+def _no_access_page() -> None:
+    st.title("Mailbox Manager")
+    st.warning(NO_ACCESS.format(name=current_actor().name), icon=":material/lock:")
+    st.button("Sign out", on_click=st.logout)
 
 
 def _sign_in_page() -> None:
@@ -90,7 +106,6 @@ def _sign_in_page() -> None:
     else:
         for name in providers:
             st.button(f"Sign in with {name}", on_click=_login, args=(name,), key=f"login.{name}")
-    st.stop()
 
 
 def _login(provider: str | None) -> None:

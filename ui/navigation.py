@@ -16,6 +16,10 @@ MAILBOXES_PAGE = "pages/mailboxes.py"
 NEW_MAILBOX_PAGE = "pages/new_mailbox.py"
 EDIT_MAILBOX_PAGE = "pages/edit_mailbox.py"
 ACTIVITY_PAGE = "pages/activity.py"
+#: The URL path of each page (Streamlit derives it from the file name).
+APP_URL_PATHS = tuple(
+    Path(page).stem for page in (MAILBOXES_PAGE, NEW_MAILBOX_PAGE, EDIT_MAILBOX_PAGE, ACTIVITY_PAGE)
+)
 FLASH_KEY = "mailboxes.flash"
 ENTRYPOINT = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 
