@@ -3,15 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
+from typing import Any, NamedTuple
 
-from sqlmodel import Session, col, func, select
+from sqlalchemy import (
+    BindParameter,
+    Column,
+    Insert,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    case,
+    insert,
+    not_,
+    or_,
+    update,
+)
+from sqlalchemy import select as core_select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.base import ReadOnlyColumnCollection
+from sqlalchemy.sql.elements import KeyedColumnElement
+from sqlmodel import Session, SQLModel, col, func, select
 
+from mailbox_core.errors import StorageError
 from mailbox_core.models import AuditEvent, Mailbox, MailboxCheck, MailboxHealth
 
 
 def name_key(name: str) -> str:
-    """The case-insensitive form of a mailbox name used for uniqueness."""
-    return name.strip().casefold()
+    """The form of a mailbox name used for uniqueness (case and invisible characters ignored)."""
+    from mailbox_core.schemas import comparable_name  # the Name rule's notion of "invisible"
+
+    return comparable_name(name)
 
 
 def name_taken(session: Session, *, name: str, exclude_id: int | None = None) -> bool:
@@ -53,46 +76,173 @@ def get_mailboxes(session: Session, *, mailbox_ids: list[int]) -> dict[int, Mail
     return {row.id: row for row in rows if row.id is not None}
 
 
+_MAILBOX = SQLModel.metadata.tables["mailbox"]
+_CHECK = SQLModel.metadata.tables["mailbox_check"]
+_HEALTH = SQLModel.metadata.tables["mailbox_health"]
+_CHECK_FIELDS = [c.name for c in _CHECK.columns if c.name != "id"]
+# Health column -> the check value a mailbox's first check puts there.
+_HEALTH_FROM = {
+    "mailbox_id": "mailbox_id",
+    "last_check_at": "started_at",
+    "last_ok": "ok",
+    "last_message": "message",
+    "last_failed_step": "failed_step",
+    "last_latency_ms": "latency_ms",
+    "last_message_count": "message_count",
+    "last_success_at": "success_at",
+    "consecutive_failures": "failures",
+    "failing_since": "failing_since",
+}
+# What the newest check said: always taken together, from one check.
+_VERDICT = [
+    "last_check_at",
+    "last_ok",
+    "last_message",
+    "last_failed_step",
+    "last_latency_ms",
+    "last_message_count",
+]
+
+
 def add_checks(session: Session, *, checks: list[MailboxCheck]) -> None:
-    """Store checks of existing mailboxes and fold them into the health rows, set-based."""
-    ids = list({c.mailbox_id for c in checks})
-    existing = set(session.exec(select(Mailbox.id).where(col(Mailbox.id).in_(ids))).all())
-    health = {
-        h.mailbox_id: h
-        for h in session.exec(
-            select(MailboxHealth).where(col(MailboxHealth.mailbox_id).in_(ids))
-        ).all()
+    """Store checks of mailboxes that still exist and fold them into health rows, in SQL.
+
+    Three statements, each executed for every check at once (executemany): the history
+    rows, the health upserts whose SET computes from the stored row (no read, then write,
+    so concurrent runs record every check), and the recount a late success needs.
+    """
+    if not checks:
+        return
+    statements = _health_statements(session.get_bind().dialect.name)
+    # Ascending mailbox ID: concurrent runs lock health rows in the same order (no
+    # deadlock); by start time within a mailbox, so a run's own checks fold in order.
+    params = [_check_params(c) for c in sorted(checks, key=lambda c: (c.mailbox_id, c.started_at))]
+    session.exec(statements.check, params=params)
+    session.exec(statements.health, params=params)
+    # Last, so the recount finds every check of this batch already folded in.
+    successes = [p for p in params if p["new_ok"]]
+    if successes:
+        session.exec(statements.recount, params=successes)
+
+
+class _HealthStatements(NamedTuple):
+    check: Insert
+    health: Insert
+    recount: Update
+
+
+@cache
+def _health_statements(dialect: str) -> _HealthStatements:
+    return _HealthStatements(_insert_check(), _upsert_health(dialect), _recount_streak())
+
+
+def _check_params(check: MailboxCheck) -> dict[str, Any]:
+    params = {f"new_{field}": getattr(check, field) for field in _CHECK_FIELDS}
+    params["new_success_at"] = check.started_at if check.ok else None
+    params["new_failures"] = 0 if check.ok else 1
+    params["new_failing_since"] = None if check.ok else check.started_at
+    return params
+
+
+def _param(name: str, column: Column[Any]) -> BindParameter[Any]:
+    return bindparam(f"new_{name}", type_=column.type)
+
+
+def _from_live_mailbox(values: list[BindParameter[Any]]) -> Select[Any]:
+    """SELECT the new values FROM the mailbox row, which must outlive the transaction.
+
+    A mailbox deleted meanwhile yields no row, so its check is skipped instead of breaking
+    the foreign key. On PostgreSQL, FOR KEY SHARE holds off a concurrent delete until
+    commit (edits are not blocked); SQLite ignores it and needs none: its one writer holds
+    the write lock from the first INSERT to commit.
+    """
+    mailbox_id = _param("mailbox_id", _MAILBOX.c.id)
+    query = core_select(*values).where(_MAILBOX.c.id == mailbox_id)
+    return query.with_for_update(read=True, key_share=True)
+
+
+def _insert_check() -> Insert:
+    values = [_param(field, _CHECK.c[field]) for field in _CHECK_FIELDS]
+    return insert(_CHECK).from_select(_CHECK_FIELDS, _from_live_mailbox(values))
+
+
+def _upsert_health(dialect: str) -> Insert:
+    values = [_param(field, _HEALTH.c[name]) for name, field in _HEALTH_FROM.items()]
+    statement = _dialect_insert(dialect).from_select(list(_HEALTH_FROM), _from_live_mailbox(values))
+    return statement.on_conflict_do_update(
+        index_elements=[_HEALTH.c.mailbox_id], set_=_fold(statement.excluded)
+    )
+
+
+def _dialect_insert(dialect: str) -> sqlite.Insert | postgresql.Insert:
+    if dialect == "sqlite":
+        return sqlite.insert(_HEALTH)
+    if dialect == "postgresql":
+        return postgresql.insert(_HEALTH)
+    raise StorageError(f"Recording checks needs SQLite or PostgreSQL, not {dialect}.")
+
+
+def _fold(new: ReadOnlyColumnCollection[str, KeyedColumnElement[Any]]) -> dict[str, Any]:
+    """SET expressions folding a check (``new``, the row it would insert) into the stored row.
+
+    Checks of overlapping runs arrive out of order. The rule: ``consecutive_failures``
+    counts the failed checks that started after the latest successful one, whatever
+    order they arrive in; ``failing_since`` is the first of them. So a late check
+    updates the last_* verdict only when it is the newest (a tie goes to the later
+    arrival); a late failure counts when it started after the latest success and is
+    ignored when a newer success ended its streak; a late success older than the newest
+    check moves ``last_success_at`` and the streak is recounted from the history
+    (``_recount_streak``), since only the history knows which failures followed it.
+    """
+    old = _HEALTH.c
+    newest = new.last_check_at >= old.last_check_at
+    after_success = or_(old.last_success_at.is_(None), new.last_check_at > old.last_success_at)
+    ends_streak = and_(new.last_ok, newest)
+    in_streak = and_(not_(new.last_ok), after_success)
+    earliest = or_(old.failing_since.is_(None), new.last_check_at < old.failing_since)
+    return {
+        **{name: case((newest, new[name]), else_=old[name]) for name in _VERDICT},
+        "last_success_at": case(
+            (
+                or_(old.last_success_at.is_(None), new.last_success_at > old.last_success_at),
+                new.last_success_at,
+            ),
+            else_=old.last_success_at,
+        ),
+        "consecutive_failures": case(
+            (ends_streak, 0),
+            (in_streak, old.consecutive_failures + 1),
+            else_=old.consecutive_failures,
+        ),
+        "failing_since": case(
+            (ends_streak, None),
+            (and_(in_streak, earliest), new.last_check_at),
+            else_=old.failing_since,
+        ),
     }
-    for check in sorted(checks, key=lambda c: c.started_at):
-        if check.mailbox_id in existing:
-            health[check.mailbox_id] = _fold(health.get(check.mailbox_id), check)
-            session.add(check)
-    session.add_all(health.values())
 
 
-def _fold(health: MailboxHealth | None, check: MailboxCheck) -> MailboxHealth:
-    if health is None:
-        health = MailboxHealth(
-            mailbox_id=check.mailbox_id,
-            last_check_at=check.started_at,
-            last_ok=check.ok,
-            last_message=check.message,
-            last_latency_ms=check.latency_ms,
+def _recount_streak() -> Update:
+    """After a late success: the streak is the failed checks that started after it.
+
+    Runs after the batch's upserts, which hold the health rows' locks until commit: every
+    check folded into the row so far is visible to the recount (this batch's, or
+    committed), and a check committed later still folds in on top of it. Only the row
+    whose latest success is this check and whose newest check is newer matches.
+    """
+    health, check = _HEALTH.c, _CHECK.c
+    at = _param("started_at", health.last_check_at)
+    streak = and_(check.mailbox_id == health.mailbox_id, not_(check.ok))
+    streak = and_(streak, check.started_at > health.last_success_at)
+    return (
+        update(_HEALTH)
+        .where(health.mailbox_id == _param("mailbox_id", health.mailbox_id))
+        .where(health.last_success_at == at, health.last_check_at > at)
+        .values(
+            consecutive_failures=core_select(func.count()).where(streak).scalar_subquery(),
+            failing_since=core_select(func.min(check.started_at)).where(streak).scalar_subquery(),
         )
-    health.last_check_at = check.started_at
-    health.last_ok = check.ok
-    health.last_message = check.message
-    health.last_failed_step = check.failed_step
-    health.last_latency_ms = check.latency_ms
-    health.last_message_count = check.message_count
-    if check.ok:
-        health.last_success_at = check.started_at
-        health.consecutive_failures = 0
-        health.failing_since = None
-    else:
-        health.consecutive_failures += 1
-        health.failing_since = health.failing_since or check.started_at
-    return health
+    )
 
 
 def get_health(session: Session, *, mailbox_id: int) -> MailboxHealth | None:

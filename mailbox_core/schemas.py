@@ -24,6 +24,7 @@ from pydantic import (
     BeforeValidator,
     EmailStr,
     SecretStr,
+    Strict,
     ValidationError,
     model_validator,
 )
@@ -99,6 +100,14 @@ DESTINATION_FIELDS = (
 )
 #: Advanced options, drawn in the form's "Advanced" section.
 ADVANCED_FIELDS = ("allow_self_signed", "allow_plaintext_password")
+#: Yes/No fields: one coercion rule (``_yes_no``) reads them all, before any cross-field rule.
+BOOL_FIELDS = (
+    "ssl_enabled",
+    "starttls",
+    "oauth_enabled",
+    "allow_self_signed",
+    "allow_plaintext_password",
+)
 OAUTH_FIELDS = (
     "oauth_provider",
     "auth_method",
@@ -171,11 +180,58 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _encodable(value: Any) -> Any:
+    # A JSON "\ud800" escape gives a lone surrogate: Python keeps it, but it cannot be
+    # encoded, stored or encrypted, so it is a field error here rather than a crash later.
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if isinstance(text, str):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise PydanticCustomError(
+                "unencodable",
+                "holds characters that are not text (a lone surrogate such as \\ud800)",
+            ) from exc
+    return value
+
+
+#: Letters and marks that Unicode draws as nothing (Hangul fillers, the braille blank…);
+#: the categories Zs and Cf cover the rest of what a person cannot see.
+_BLANK_LOOKING = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0")
+
+
+def _is_blank_space(ch: str) -> bool:
+    # Controls other than TAB are refused by their fields, never trimmed away.
+    if unicodedata.category(ch) == "Cc":
+        return ch == "\t"
+    return ch.isspace() or unicodedata.category(ch) == "Zs"
+
+
+def _is_invisible(ch: str) -> bool:
+    return unicodedata.category(ch) == "Cf" or ch in _BLANK_LOOKING
+
+
+def _strip_blank(text: str) -> str:
+    # Without leading and trailing spaces (any Unicode space) and invisible characters.
+    start, end = 0, len(text)
+    while start < end and (_is_blank_space(text[start]) or _is_invisible(text[start])):
+        start += 1
+    while end > start and (_is_blank_space(text[end - 1]) or _is_invisible(text[end - 1])):
+        end -= 1
+    return text[start:end]
+
+
+def comparable_name(name: str) -> str:
+    """A name as uniqueness sees it: case, invisible characters and kinds of space ignored."""
+    kept = "".join(" " if _is_blank_space(ch) else ch for ch in name if not _is_invisible(ch))
+    return _strip_blank(kept).casefold()
+
+
 def _blank_to_none(value: Any) -> Any:
     if isinstance(value, str):
-        # Only spaces and tabs are trimmed: a CR/LF is refused, never silently removed.
-        value = value.strip(" \t")
-        return value or None
+        # Unicode spaces and invisible characters are trimmed (a name of U+00A0 or U+200B
+        # alone is blank); a CR/LF is refused, never silently removed.
+        return _strip_blank(value) or None
     if isinstance(value, SecretStr) and not value.get_secret_value():
         return None
     return value
@@ -196,6 +252,13 @@ def _secret_single_line(value: SecretStr) -> SecretStr:
 
 
 def _yes_no(value: Any) -> Any:
+    # The one reading of every Yes/No answer: bools, the ints 0/1 (JSON) and
+    # yes/no/true/false/1/0/on/off. Anything else comes back unchanged, for the strict
+    # boolean field to refuse.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
     if isinstance(value, str):
         lowered = value.strip().lower()
         if lowered in {"yes", "true", "1", "on"}:
@@ -223,36 +286,54 @@ def _tenant(value: str) -> str:
     return domain
 
 
+# Before-validators run last-listed first: Encodable, listed after the blank rule, sees
+# the raw input.
+Encodable = BeforeValidator(_encodable)
 Name = Annotated[
-    str, BeforeValidator(_blank_to_none), Rule(max_length=100), AfterValidator(_single_line)
+    str,
+    BeforeValidator(_blank_to_none),
+    Encodable,
+    Rule(max_length=100),
+    AfterValidator(_single_line),
 ]
 ClientId = Annotated[
-    str, BeforeValidator(_blank_to_none), Rule(max_length=255), AfterValidator(_single_line)
+    str,
+    BeforeValidator(_blank_to_none),
+    Encodable,
+    Rule(max_length=255),
+    AfterValidator(_single_line),
 ]
 
 
 Secret = Annotated[
     SecretStr,
     BeforeValidator(_secret_blank_to_none),
+    Encodable,
     Rule(max_length=4096),
     AfterValidator(_secret_single_line),
 ]
-YesNo = Annotated[bool, BeforeValidator(_yes_no)]
+# Strict: pydantic's own lenient reading ("y", "t", 1.0…) must not be a second rule.
+YesNo = Annotated[bool, Strict(), BeforeValidator(_yes_no)]
 HostName = Annotated[
-    str, BeforeValidator(_blank_to_none), Rule(max_length=300), AfterValidator(_host)
+    str, BeforeValidator(_blank_to_none), Encodable, Rule(max_length=300), AfterValidator(_host)
 ]
 TenantId = Annotated[
     str,
     BeforeValidator(_blank_to_none),
+    Encodable,
     Rule(max_length=255),
     AfterValidator(_single_line),
     AfterValidator(_tenant),
 ]
 Account = Annotated[
-    EmailStr, BeforeValidator(_blank_to_none), Rule(max_length=254), AfterValidator(_single_line)
+    EmailStr,
+    BeforeValidator(_blank_to_none),
+    Encodable,
+    Rule(max_length=254),
+    AfterValidator(_single_line),
 ]
 Comments = Annotated[
-    str, BeforeValidator(_blank_to_none), Rule(max_length=2000), AfterValidator(_no_nul)
+    str, BeforeValidator(_blank_to_none), Encodable, Rule(max_length=2000), AfterValidator(_no_nul)
 ]
 
 
@@ -424,6 +505,11 @@ def normalise_input(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Drop what does not apply (hidden fields are never saved) and fill derived defaults."""
     data = {key: value for key, value in raw.items() if key in LABELS or key == "host_url"}
     _apply_host_url(data)
+    # Read every Yes/No once, here, so which fields apply is decided from the same answer
+    # that is saved (an int 1 from JSON is Yes to both).
+    for field in BOOL_FIELDS:
+        if field in data:
+            data[field] = _yes_no(data[field])
     mailbox_type = data.setdefault("mailbox_type", MailboxType.POP3)
     if not _matches(mailbox_type, MailboxType.IMAP):
         data["oauth_enabled"] = False
@@ -719,6 +805,7 @@ def _message(field: str, item: Mapping[str, Any]) -> str:
         "host_name",
         "host_numeric",
         "tenant",
+        "unencodable",
     }:
         return str(item["msg"])
     if field == "form":

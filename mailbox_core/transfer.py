@@ -4,6 +4,14 @@ An import is all-or-nothing: every row is validated by the same rules as the for
 (and names must be unique in the file and in the database) before one transaction
 writes them all. Secrets present in an import file are encrypted at once and are only
 ever reported back as "set".
+
+A CSV export is safe to open in a spreadsheet (OWASP "CSV injection"): every data cell
+is quoted, and a text cell that a spreadsheet would run as a formula gets a leading
+apostrophe, which the import removes again so an export re-imports exactly. The rule,
+with T one of ``= + - @`` TAB CR: export prefixes ``'`` to a cell matching ``'*T``
+(apostrophes, then T); import removes one ``'`` from a cell matching ``'+T``. So
+``=1+1`` is written ``'=1+1``, a name that really is ``'=x`` is written ``''=x``, and
+``'plain`` (no T after the apostrophes) is written and read unchanged.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +40,10 @@ from mailbox_core.schemas import (
 EXPORT_FIELDS = list(SETTING_FIELDS)
 IMPORT_FIELDS = set(LABELS)
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
+#: A cell a spreadsheet would run, after any apostrophes: what export neutralises.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+#: A cell export neutralised: import removes exactly the one apostrophe export added.
+_NEUTRALISED = re.compile(r"'+[=+\-@\t\r]")
 
 
 class ImportFileError(MailboxCoreError):
@@ -90,9 +103,13 @@ def to_json(mailboxes: list[MailboxPublic]) -> str:
 
 
 def to_csv(mailboxes: list[MailboxPublic]) -> str:
+    """Settings as CSV, every data cell quoted and formula-like text neutralised."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\n")
-    writer.writeheader()
+    csv.writer(buffer, lineterminator="\n").writerow(EXPORT_FIELDS)
+    # Quoting every cell keeps a CR or LF inside Comments inside its cell.
+    writer = csv.DictWriter(
+        buffer, fieldnames=EXPORT_FIELDS, lineterminator="\n", quoting=csv.QUOTE_ALL
+    )
     for row in export_rows(mailboxes):
         writer.writerow({k: _csvplain(v) for k, v in row.items()})
     return buffer.getvalue()
@@ -120,10 +137,9 @@ def plan_import(rows: Sequence[Mapping[str, Any]], taken_names: set[str]) -> Imp
     for number, raw in enumerate(rows, start=1):
         unknown = sorted(set(raw) - IMPORT_FIELDS - {"id"})
         if unknown:
+            column = _shown(unknown[0])
             plan.problems.append(
-                RowProblem(
-                    number, FieldError(unknown[0], unknown[0], "is not a column this app knows")
-                )
+                RowProblem(number, FieldError(column, column, "is not a column this app knows"))
             )
             continue
         try:
@@ -155,6 +171,12 @@ def _json_rows(text: str, filename: str) -> list[dict[str, Any]]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ImportFileError(f"{filename} is not valid JSON (line {exc.lineno}).") from exc
+    except RecursionError as exc:
+        raise ImportFileError(
+            f"{filename} is nested too deeply: a mailbox is one flat JSON object."
+        ) from exc
+    except ValueError as exc:  # Python's limit on the digits of an int (sys.int_info)
+        raise ImportFileError(f"{filename} holds a number with too many digits.") from exc
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise ImportFileError(f"{filename} must hold a JSON list of objects, one per mailbox.")
     return [dict(r) for r in data]
@@ -169,10 +191,28 @@ def _csv_rows(text: str, filename: str) -> list[dict[str, Any]]:
     if not reader.fieldnames:
         raise ImportFileError(f"{filename} has no header row.")
     # Blank cells mean "not given", so defaults apply as on the form.
-    return [{k: v for k, v in r.items() if k is not None and v not in (None, "")} for r in rows]
+    return [
+        {k: _unneutralise(k, v) for k, v in r.items() if k is not None and v not in (None, "")}
+        for r in rows
+    ]
 
 
 def _csvplain(value: Any) -> Any:
     if isinstance(value, bool):
         return "Yes" if value else "No"
+    if isinstance(value, str) and _FORMULA.match(value):
+        return "'" + value
     return "" if value is None else value
+
+
+def _unneutralise(column: str, value: Any) -> Any:
+    # Secrets are never exported, so their cells are taken exactly as written.
+    if column in EXPORT_FIELDS and isinstance(value, str) and _NEUTRALISED.match(value):
+        return value[1:]
+    return value
+
+
+def _shown(text: str) -> str:
+    """A file's text fit to show in a message: escapes for what is not text, shortened."""
+    printable = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return printable if len(printable) <= 60 else printable[:59] + "…"

@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from mailbox_core.access import AccessPolicy, Actor
+from mailbox_core.access import AccessPolicy
 from mailbox_core.bootstrap import Services, open_services
 from mailbox_core.checks import MailboxChecker
 from mailbox_core.config import Settings, load_settings
@@ -27,13 +27,6 @@ def secrets() -> Mapping[str, Any]:
         return st.secrets.to_dict()
     except (FileNotFoundError, st.errors.StreamlitSecretNotFoundError):
         return {}
-
-
-def actor() -> Actor:
-    """Who is acting in this session: the signed-in user, or the local machine's user."""
-    from ui.access import current_actor
-
-    return current_actor()
 
 
 def access_policy() -> AccessPolicy:

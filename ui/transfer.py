@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import streamlit as st
 
@@ -11,10 +9,20 @@ from mailbox_core.errors import MailboxCoreError
 from mailbox_core.schemas import MailboxPublic
 from mailbox_core.service import MailboxService
 from mailbox_core.transfer import ImportFailed, read_rows, to_csv, to_json
-from ui import runtime
+from ui import access, runtime
 from ui.navigation import flash, guarded
 
 UPLOAD_KEY = "mailboxes.import_file"
+ROUND_KEY = "mailboxes.import_round"
+
+
+def _upload_key() -> str:
+    # Streamlit cannot clear a file_uploader, and its value (the file, passwords and all)
+    # stays in the session while it exists; after an import a fresh key replaces it, and
+    # Streamlit drops the old widget's state at the end of that run.
+    # tests/app/test_import_page.py pins that no secret is left in the session.
+    round_ = st.session_state.get(ROUND_KEY, 0)
+    return f"{UPLOAD_KEY}.{round_}" if round_ else UPLOAD_KEY
 
 
 def export_buttons(mailboxes: list[MailboxPublic]) -> None:
@@ -40,15 +48,14 @@ def import_section(service: MailboxService) -> None:
             "field names of an export; password, client_secret and refresh_token "
             "may be included and are encrypted at once."
         )
-        upload = st.file_uploader("Import file", type=["csv", "json"], key=UPLOAD_KEY)
+        upload = st.file_uploader("Import file", type=["csv", "json"], key=_upload_key())
         if upload is None:
             return
         try:
-            rows = read_rows(upload.getvalue(), upload.name)
+            plan = service.plan_import(read_rows(upload.getvalue(), upload.name))
         except MailboxCoreError as exc:
             st.error(str(exc))
             return
-        plan = service.plan_import(rows)
         if not plan.ok:
             st.error(f"Nothing can be imported: {len(plan.problems)} problems.")
             st.dataframe(
@@ -63,20 +70,24 @@ def import_section(service: MailboxService) -> None:
             )
             return
         st.dataframe(pd.DataFrame(plan.preview()), hide_index=True, width="stretch")
-        st.button(
-            f"Import {len(plan.rows)} mailboxes",
-            type="primary",
-            on_click=_import,
-            args=(service, rows),
-        )
+        # No callback arguments: Streamlit keeps them with the widget for the session,
+        # so rows (with their passwords) or the service (with its keys) would stay there.
+        st.button(f"Import {len(plan.rows)} mailboxes", type="primary", on_click=_import)
 
 
 @guarded
-def _import(service: MailboxService, rows: list[dict[str, Any]]) -> None:
+def _import() -> None:
+    upload = st.session_state.get(_upload_key())
+    if upload is None:
+        flash("The import file is gone; upload it again.", error=True)
+        return
     try:
-        created = service.import_mailboxes(rows, actor=runtime.actor())
+        rows = read_rows(upload.getvalue(), upload.name)
+        created = runtime.service().import_mailboxes(rows, actor=access.current_actor())
     except ImportFailed as exc:
         flash(str(exc), error=True)
     else:
         flash(f"Imported {len(created)} mailboxes.")
-    st.session_state.pop(UPLOAD_KEY, None)
+    finally:
+        st.session_state.pop(_upload_key(), None)
+        st.session_state[ROUND_KEY] = st.session_state.get(ROUND_KEY, 0) + 1
