@@ -218,8 +218,10 @@ class MailboxChecker:
 
     def _token_source(self, request: TokenRequest, mailbox_id: int | None) -> Callable[[], str]:
         def rotated(new_token: str) -> None:
-            if mailbox_id is not None:
-                self.mailboxes.replace_refresh_token(mailbox_id, new_token)
+            if mailbox_id is not None and request.refresh_token is not None:
+                self.mailboxes.replace_refresh_token(
+                    mailbox_id, new_token, replaces=request.refresh_token
+                )
 
         def fetch() -> str:
             return self.tokens.access_token(request, on_new_refresh_token=rotated)

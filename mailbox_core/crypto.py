@@ -54,6 +54,13 @@ class SecretBox:
         except (InvalidToken, UnicodeError) as exc:
             raise UndecryptableSecret from exc
 
+    def decrypt_or_none(self, token: str) -> str | None:
+        """The plaintext, or None when no configured key opens ``token``."""
+        try:
+            return self.decrypt(token)
+        except UndecryptableSecret:
+            return None
+
     def can_decrypt(self, token: str) -> bool:
         """True when one of the configured keys opens ``token``."""
         try:

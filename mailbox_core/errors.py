@@ -75,16 +75,23 @@ class ValidationFailed(MailboxCoreError):
 
 
 class ConcurrentEditError(MailboxCoreError):
-    """The mailbox changed since the editor loaded it; nothing was overwritten."""
+    """The mailbox changed since the editor loaded it; nothing was overwritten.
 
-    def __init__(self, mailbox_id: int, changed_at: datetime | None) -> None:
+    ``mailbox_id`` is None for an action on several mailboxes (``what`` then names them).
+    """
+
+    def __init__(self, mailbox_id: int | None, changed_at: datetime | None, what: str = "") -> None:
         self.mailbox_id = mailbox_id
         self.changed_at = changed_at
         when = f" at {changed_at:%H:%M}" if changed_at else ""
-        super().__init__(
-            f"This mailbox was changed by someone else{when} — reload to see their change. "
-            "Your edit was not saved."
-        )
+        if what:
+            text = f"Someone else got there first: {what}. Nothing was changed — try again."
+        else:
+            text = (
+                f"This mailbox was changed by someone else{when} — reload to see their "
+                "change. Your edit was not saved."
+            )
+        super().__init__(text)
 
 
 class SecretDecryptionError(MailboxCoreError):

@@ -104,6 +104,25 @@ _VERDICT = [
 ]
 
 
+def get_refresh_token(session: Session, *, mailbox_id: int) -> str | None:
+    """The stored (encrypted) refresh token of a mailbox."""
+    query = select(Mailbox.refresh_token_encrypted).where(Mailbox.id == mailbox_id)
+    return session.exec(query).first()
+
+
+def swap_refresh_token(session: Session, *, mailbox_id: int, expected: str, token: str) -> bool:
+    """Replace the encrypted refresh token if it is still ``expected`` (compare and swap).
+
+    A Core UPDATE, not a flush: the version column is not bumped, so this is not an edit.
+    """
+    statement = (
+        update(Mailbox)
+        .where(col(Mailbox.id) == mailbox_id, col(Mailbox.refresh_token_encrypted) == expected)
+        .values(refresh_token_encrypted=token)
+    )
+    return session.connection().execute(statement).rowcount == 1
+
+
 def add_checks(session: Session, *, checks: list[MailboxCheck]) -> None:
     """Store checks of mailboxes that still exist and fold them into health rows, in SQL.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -142,12 +142,12 @@ class MailboxService:
         """Delete mailboxes (their checks and health go with them); returns how many."""
         actor.require(Permission.DELETE)
         with self._session() as session:
-            rows = repository.get_mailboxes(session, mailbox_ids=mailbox_ids)
+            rows = repository.get_mailboxes(session, mailbox_ids=_possible_ids(mailbox_ids))
             for row in rows.values():
                 snapshot = {f: [plain(getattr(row, f)), None] for f in SETTING_FIELDS}
                 repository.add_audit(session, event=_event("deleted", row, actor, snapshot))
                 session.delete(row)
-            session.commit()
+            _commit(session, rows.values())
             return len(rows)
 
     def set_status(self, mailbox_ids: list[int], status: Status, *, actor: Actor) -> int:
@@ -156,7 +156,8 @@ class MailboxService:
         action = "activated" if status is Status.ACTIVE else "deactivated"
         with self._session() as session:
             changed = 0
-            for row in repository.get_mailboxes(session, mailbox_ids=mailbox_ids).values():
+            rows = repository.get_mailboxes(session, mailbox_ids=_possible_ids(mailbox_ids))
+            for row in rows.values():
                 if row.status == status:
                     continue
                 changes = {"status": [plain(row.status), status.value]}
@@ -164,7 +165,7 @@ class MailboxService:
                 session.add(row)
                 repository.add_audit(session, event=_event(action, row, actor, changes))
                 changed += 1
-            session.commit()
+            _commit(session, rows.values())
             return changed
 
     def copy_name(self, mailbox_id: int, *, actor: Actor) -> str:
@@ -253,7 +254,7 @@ class MailboxService:
         """
         with self._session() as session:
             ids = repository.active_mailbox_ids(session) if mailbox_ids is None else mailbox_ids
-            rows = repository.get_mailboxes(session, mailbox_ids=ids)
+            rows = repository.get_mailboxes(session, mailbox_ids=_possible_ids(ids))
             loaded = []
             for mailbox_id in ids:
                 row = rows.get(mailbox_id)
@@ -304,14 +305,31 @@ class MailboxService:
                 for row in repository.list_health(session)
             }
 
-    def replace_refresh_token(self, mailbox_id: int, refresh_token: str) -> None:
-        """Store a refresh token the provider rotated (encrypted, at once)."""
+    def replace_refresh_token(self, mailbox_id: int, refresh_token: str, *, replaces: str) -> bool:
+        """Store a refresh token the provider rotated, in place of ``replaces``.
+
+        Not an edit: the version and "last changed" stay as they are, so an editor's form
+        (or a cron check rotating a token mid-edit) is not refused as a conflict. Stored
+        only while the mailbox still holds ``replaces`` (compared and swapped in one
+        statement): a token someone typed meanwhile is never overwritten. Returns whether
+        it was stored.
+        """
+        if not _possible_id(mailbox_id):
+            return False
         with self._session() as session:
-            row = self._row(session, mailbox_id)
-            row.refresh_token_encrypted = self._box.encrypt(refresh_token)
-            session.add(row)
+            current = repository.get_refresh_token(session, mailbox_id=mailbox_id)
+            if current is None or self._box.decrypt_or_none(current) != replaces:
+                return False
+            stored = repository.swap_refresh_token(
+                session,
+                mailbox_id=mailbox_id,
+                expected=current,
+                token=self._box.encrypt(refresh_token),
+            )
             session.commit()
-        log.info("Stored the rotated refresh token of mailbox %s", mailbox_id)
+        if stored:
+            log.info("Stored the rotated refresh token of mailbox %s", mailbox_id)
+        return stored
 
     def rotate_keys(self, *, actor: Actor) -> tuple[int, int]:
         """Re-encrypt every secret with the first key, all or nothing.
@@ -322,7 +340,8 @@ class MailboxService:
         actor.require(Permission.ROTATE_KEYS)
         mailboxes = secrets = 0
         with self._session() as session:
-            for row in repository.list_mailboxes(session):
+            rows = repository.list_mailboxes(session)
+            for row in rows:
                 changed = False
                 for field in SECRET_FIELDS:
                     token = getattr(row, f"{field}_encrypted")
@@ -338,7 +357,7 @@ class MailboxService:
                 if changed:
                     mailboxes += 1
                     session.add(row)
-            session.commit()
+            _commit(session, rows)
         log.info("Re-encrypted %s secrets of %s mailboxes with the first key", secrets, mailboxes)
         return mailboxes, secrets
 
@@ -393,6 +412,8 @@ class MailboxService:
             raise StorageError(f"The database refused the change: {_first_line(exc)}") from exc
 
     def _row(self, session: Session, mailbox_id: int) -> Mailbox:
+        if not _possible_id(mailbox_id):  # 2**63 would overflow SQLite, 2**31 PostgreSQL
+            raise MailboxNotFound(mailbox_id)
         row = repository.get_mailbox(session, mailbox_id=mailbox_id)
         if row is None:
             raise MailboxNotFound(mailbox_id)
@@ -424,6 +445,34 @@ def to_public(row: Mailbox) -> MailboxPublic:
         row,
         update={f"has_{field}": tokens[field] is not None for field in SECRET_FIELDS},
     )
+
+
+#: The largest ID a mailbox can have (PostgreSQL's INTEGER); larger ones cannot exist.
+MAX_ID = 2**31 - 1
+
+
+def _possible_id(mailbox_id: int) -> bool:
+    return 1 <= mailbox_id <= MAX_ID
+
+
+def _possible_ids(mailbox_ids: Sequence[int]) -> list[int]:
+    return [i for i in mailbox_ids if _possible_id(i)]
+
+
+def _commit(session: Session, rows: Iterable[Mailbox]) -> None:
+    """Commit a change to loaded rows; a row someone saved or deleted meanwhile refuses it.
+
+    Every UPDATE and DELETE carries the version it read (version_id_col): 0 rows
+    matched means another change came first, and nothing of this one is kept.
+    """
+    names = ", ".join(f"“{row.name}”" for row in rows)  # before a rollback expires them
+    try:
+        session.commit()
+    except StaleDataError as exc:
+        session.rollback()
+        raise ConcurrentEditError(
+            None, None, f"{names} changed or went away while this was being done"
+        ) from exc
 
 
 def _moved_secrets(row: Mailbox, update: MailboxCreate) -> list[str]:

@@ -319,3 +319,12 @@ def test_returning_to_the_edit_page_reloads_the_form(services: Services) -> None
     assert widget(at, "Name").value == "Support POP3"
     assert widget(at, "Host").value == "pop.example.com"
     assert widget(at, "Port").value == 110
+
+
+def test_the_edit_page_says_no_such_mailbox_for_a_huge_id(data_dir: Path) -> None:
+    at = AppTest.from_file(ENTRYPOINT, default_timeout=30).run()
+    at.switch_page("pages/edit_mailbox.py")
+    at.query_params["id"] = "9223372036854775808"
+    at.run()
+    assert not at.exception
+    assert at.error[0].value.startswith("There is no mailbox with ID 9223372036854775808.")

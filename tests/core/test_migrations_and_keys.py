@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine, inspect, text
 
 from mailbox_core.crypto import SecretBox, generate_key
-from mailbox_core.db import current_revision, make_engine, upgrade
+from mailbox_core.db import current_revision, head_revision, make_engine, upgrade
 from mailbox_core.errors import SecretDecryptionError
 from mailbox_core.service import MailboxService
 from tests.conftest import ACTOR, SIGN_IN_PATHS, mailbox_data, run_cli
@@ -23,8 +23,21 @@ def rows(engine: Engine) -> list[dict[str, Any]]:
 
 
 def test_new_database_is_at_the_newest_revision(engine: Engine) -> None:
-    assert current_revision(engine) is not None
-    assert {"mailbox", "mailbox_check", "mailbox_health"} <= set(inspect(engine).get_table_names())
+    assert current_revision(engine) == head_revision()
+    assert {"mailbox", "mailbox_check", "mailbox_health", "audit_event"} <= set(
+        inspect(engine).get_table_names()
+    )
+
+
+def test_the_migrations_build_exactly_the_models(engine: Engine) -> None:
+    """Alembic's autogenerate finds nothing to add: revisions and models agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    with engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert differences == []
 
 
 def test_upgrade_is_idempotent_and_keeps_rows(service: MailboxService, engine: Engine) -> None:
@@ -52,7 +65,7 @@ def test_database_made_before_migrations_is_adopted(tmp_path: Path, key: str) ->
             )
         )
     upgrade(engine)
-    assert current_revision(engine) is not None
+    assert current_revision(engine) == head_revision()
     assert [r["name"] for r in rows(engine)] == ["Old"]
 
 
