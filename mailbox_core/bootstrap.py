@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from mailbox_core import repository
 from mailbox_core.checks import MailboxChecker
 from mailbox_core.config import Settings
-from mailbox_core.db import init_db, make_engine
+from mailbox_core.db import describe, init_db, make_engine
+from mailbox_core.errors import ConfigurationError, MailboxCoreError, StorageError
 from mailbox_core.service import MailboxService
 
 
@@ -21,6 +29,33 @@ class Services:
 def open_services(settings: Settings) -> Services:
     """Open the database (creating tables), the secret box and the checker."""
     engine = make_engine(settings.database_url)
-    init_db(engine)
-    mailboxes = MailboxService(engine, settings.secret_box())
+    try:
+        init_db(engine)
+        box = settings.secret_box(
+            before_new_key=partial(_refuse_new_key, engine, settings.key_file)
+        )
+    except MailboxCoreError:
+        engine.dispose()  # the app retries on every rerun: leave no pool behind
+        raise
+    mailboxes = MailboxService(engine, box)
     return Services(mailboxes=mailboxes, checker=MailboxChecker(mailboxes, settings.checks))
+
+
+def _refuse_new_key(engine: Engine, key_file: Path) -> None:
+    """Refuse to replace a missing key file while the database holds secrets made with it.
+
+    A new key could not open them, and whatever is saved under it is lost once the old
+    key file is restored from a backup (SPEC §4: nothing is overwritten or lost).
+    """
+    try:
+        with Session(engine) as session:
+            holders = repository.count_mailboxes_with_secrets(session)
+    except SQLAlchemyError as exc:
+        raise StorageError(f"The database at {describe(engine)} could not be read.") from exc
+    if holders:
+        mailboxes = "1 mailbox" if holders == 1 else f"{holders} mailboxes"
+        raise ConfigurationError(
+            f"The key file {key_file} is missing, but the database {describe(engine)} holds "
+            f"encrypted secrets of {mailboxes}: restore the key file from your backup (or set "
+            "MAILBOX_ENCRYPTION_KEYS to the keys they were saved with). No new key was created."
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,10 +81,21 @@ class Settings:
     def key_file(self) -> Path:
         return self.data_dir / "secret.key"
 
-    def secret_box(self) -> SecretBox:
-        """Build the secret box, creating the embedded key file when no keys are set."""
-        keys = self.encryption_keys or _split_keys(load_or_create_key_file(self.key_file))
-        return SecretBox(keys)
+    def secret_box(self, before_new_key: Callable[[], None] | None = None) -> SecretBox:
+        """Build the secret box, creating the embedded key file when no keys are set.
+
+        ``before_new_key`` runs before a missing key file is created and may refuse by raising.
+        """
+        if self.encryption_keys:
+            return SecretBox(self.encryption_keys)
+        text = load_or_create_key_file(self.key_file, before_create=before_new_key)
+        try:
+            return SecretBox(_split_keys(text))
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"The key file {self.key_file} does not hold a valid Fernet key (32 url-safe "
+                "base64-encoded bytes): restore it from your backup."
+            ) from exc
 
 
 def load_settings(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -75,21 +77,22 @@ def generate_key() -> str:
     return Fernet.generate_key().decode("ascii")
 
 
-def load_or_create_key_file(path: Path) -> str:
-    """Read the key file, creating it with owner-only permissions on first use."""
+def load_or_create_key_file(path: Path, *, before_create: Callable[[], None] | None = None) -> str:
+    """Read the key file, creating it owner-only when missing (``before_create`` may refuse)."""
     try:
         return _read_key_file(path)
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if before_create is not None:
+        before_create()  # raises to refuse, e.g. while the database holds secrets
+    make_private_dir(path.parent)
     key = generate_key()
     try:
-        # O_EXCL: two processes starting at once must not each write a different key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+        created = _publish_key(path, key)
+    except OSError as exc:
+        raise ConfigurationError(f"The key file {path} cannot be created: {_reason(exc)}.") from exc
+    if not created:  # another process starting at the same moment was first: use its key
         return _read_key_file(path)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(key + "\n")
     log.warning(
         "Created a new encryption key at %s (mode 0600). Back it up: without it the "
         "stored passwords and tokens cannot be decrypted.",
@@ -98,10 +101,101 @@ def load_or_create_key_file(path: Path) -> str:
     return key
 
 
+def _publish_key(path: Path, key: str) -> bool:
+    """Write ``key`` to ``path`` unless something is there; False when another process was first.
+
+    The key goes to a temporary file that is hard-linked into place (link, like O_EXCL, never
+    replaces an existing file), so a process starting at the same moment reads the whole key
+    or finds no file, never an empty one. File systems without hard links get O_EXCL.
+    """
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:  # mkstemp: mode 0600
+            handle.write(key + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())  # a crash must not leave an empty key behind secrets
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here (some network and FUSE file systems)
+            return _create_exclusively(path, key)
+    finally:
+        os.unlink(temporary)
+    return True
+
+
+def _create_exclusively(path: Path, key: str) -> bool:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(key + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return True
+
+
+def make_private_dir(path: Path) -> None:
+    """Create a directory and its missing parents owner-only (0700), whatever the umask.
+
+    Directories that already exist keep their permissions: they are the user's choice.
+    """
+    try:
+        _make_private_dirs(path)
+    except FileExistsError as exc:
+        raise ConfigurationError(
+            f"The directory {path} cannot be created: {exc.filename} exists and is not a directory."
+        ) from exc
+    except OSError as exc:
+        raise ConfigurationError(
+            f"The directory {path} cannot be created: {_reason(exc)}."
+        ) from exc
+
+
+def _make_private_dirs(path: Path) -> None:
+    if path.is_dir():
+        return
+    _make_private_dirs(path.parent)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        if path.is_dir():  # another process made it meanwhile
+            return
+        raise
+    # mkdir's mode passes through the umask (which may drop owner bits): set it exactly.
+    path.chmod(0o700)
+
+
 def _read_key_file(path: Path) -> str:
-    text = path.read_text(encoding="ascii").strip()
+    """The key file's text; FileNotFoundError only when nothing is there (not even a link)."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ConfigurationError(
+                f"The key file {path} is a symbolic link to {os.readlink(path)}, which does "
+                "not exist. Restore the file it points to, or remove the link."
+            ) from None
+        raise
+    except IsADirectoryError as exc:
+        raise ConfigurationError(
+            f"The key file {path} is a directory; it must be a file holding the key."
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"The key file {path} holds non-ASCII bytes (at byte {exc.start}); a Fernet key is "
+            "url-safe base64 text. Restore the file from your backup."
+        ) from exc
+    except OSError as exc:
+        raise ConfigurationError(f"The key file {path} cannot be read: {_reason(exc)}.") from exc
     if not text:
         raise ConfigurationError(f"The key file {path} is empty.")
     if path.stat().st_mode & 0o077:
         log.warning("The key file %s is readable by other users; run chmod 600 on it.", path)
     return text
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__

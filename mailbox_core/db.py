@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
 from mailbox_core import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from mailbox_core.crypto import make_private_dir
 from mailbox_core.errors import ConfigurationError, StorageError
 
 
@@ -36,7 +37,7 @@ def make_engine(url: str) -> Engine:
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(Path(database).parent)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine

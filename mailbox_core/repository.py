@@ -291,3 +291,10 @@ def list_audit(session: Session, *, mailbox_id: int | None, limit: int) -> Seque
     if mailbox_id is not None:
         query = query.where(AuditEvent.mailbox_id == mailbox_id)
     return session.exec(query.limit(limit)).all()
+
+
+def count_mailboxes_with_secrets(session: Session) -> int:
+    """How many mailboxes hold at least one encrypted secret (a ``*_encrypted`` column)."""
+    stored = [c.is_not(None) for c in _MAILBOX.columns if c.name.endswith("_encrypted")]
+    query = select(func.count()).select_from(Mailbox).where(or_(*stored))
+    return session.exec(query).one()
