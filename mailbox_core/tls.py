@@ -1,9 +1,12 @@
-"""Client TLS contexts (one per trust setting, reused) and certificate facts for hints."""
+"""Client TLS contexts (one per trust setting, reused), resumable sessions, certificate facts."""
 
 from __future__ import annotations
 
 import ipaddress
 import ssl
+import threading
+import time
+from collections import OrderedDict
 from functools import lru_cache
 
 from cryptography import x509
@@ -17,7 +20,7 @@ def client_context(ca_file: str | None = None, allow_self_signed: bool = False) 
     certificates: always pass one of these.
     """
     if allow_self_signed:
-        # The chain is not checked, but the host name still is (see check_host_name).
+        # The chain is not checked, but the host name still is (see name_matches).
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -27,6 +30,56 @@ def client_context(ca_file: str | None = None, allow_self_signed: bool = False) 
             context.load_verify_locations(cafile=ca_file)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
+
+
+_Key = tuple[ssl.SSLContext, str, int]
+
+
+class SessionCache:
+    """The last TLS session per (context, host, port), so the next handshake resumes it.
+
+    Check all tests many mailboxes on one host (imap.gmail.com, outlook.office365.com): a
+    resumed handshake skips the certificate and its signature checks on both sides. The
+    context is part of the key because a session is only valid with the context (the trust
+    setting) that verified it; bounded, and safe to share between threads.
+    """
+
+    def __init__(self, size: int = 256, refresh_after: float = 60.0) -> None:
+        self.size = size
+        self.refresh_after = refresh_after
+        self._sessions: OrderedDict[_Key, tuple[ssl.SSLSession, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, context: ssl.SSLContext, host: str, port: int) -> ssl.SSLSession | None:
+        with self._lock:
+            entry = self._sessions.get((context, host.lower(), port))
+        return entry[0] if entry else None
+
+    def wants(self, context: ssl.SSLContext, host: str, port: int) -> bool:
+        """Whether a new session is worth keeping: none is kept, or the kept one is old.
+
+        Reading a connection's session copies it, certificates and all; a kept session
+        that was just resumed still works, so most connections of a Check all skip that.
+        """
+        with self._lock:
+            entry = self._sessions.get((context, host.lower(), port))
+        return entry is None or time.monotonic() - entry[1] > self.refresh_after
+
+    def put(self, context: ssl.SSLContext, host: str, port: int, session: ssl.SSLSession) -> None:
+        with self._lock:
+            key = (context, host.lower(), port)
+            self._sessions[key] = (session, time.monotonic())
+            self._sessions.move_to_end(key)
+            while len(self._sessions) > self.size:
+                self._sessions.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._sessions.clear()
+
+
+#: The process's sessions: shared by every probe, so Check all resumes across mailboxes.
+sessions = SessionCache()
 
 
 def certificate_names(der: bytes | None) -> list[str]:
@@ -45,22 +98,31 @@ def certificate_names(der: bytes | None) -> list[str]:
 
 
 def name_matches(host: str, names: list[str]) -> bool:
-    """RFC 6125 matching, one left-most wildcard label at most."""
+    """RFC 6125 matching: exact names, or one wildcard that is the whole left-most label.
+
+    A wildcard stands for exactly one label and needs two labels after it (``*.com`` is
+    no certificate for ``example.com``); an IP address matches only the same address.
+    """
     try:
-        wanted_ip = ipaddress.ip_address(host)
+        wanted_ip = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        wanted_ip = None
-    for name in names:
-        if wanted_ip is not None:
-            try:
-                if ipaddress.ip_address(name) == wanted_ip:
-                    return True
-            except ValueError:
-                continue
-            continue
-        pattern, target = name.lower().rstrip("."), host.lower().rstrip(".")
-        if pattern == target:
-            return True
-        if pattern.startswith("*.") and "." in target and target.split(".", 1)[1] == pattern[2:]:
-            return True
-    return False
+        return any(_dns_match(name, host) for name in names)
+    return any(_same_ip(name, wanted_ip) for name in names)
+
+
+def _dns_match(pattern: str, host: str) -> bool:
+    pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
+    if pattern == host:
+        return True
+    wildcard, _, suffix = pattern.partition(".")
+    if wildcard != "*" or suffix.count(".") < 1 or "*" in suffix:
+        return False
+    label, _, rest = host.partition(".")
+    return bool(label) and rest == suffix
+
+
+def _same_ip(name: str, wanted: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    try:
+        return ipaddress.ip_address(name) == wanted
+    except ValueError:
+        return False

@@ -145,8 +145,12 @@ def _config(
     # For thousands of logins from 127.0.0.1 (bench/check_all.py) the defaults are too low.
     cores = os.cpu_count() or 1
     top = "default_process_limit = 1024\ndefault_client_limit = 4096\n" if tuned else ""
+    # One long-lived login process (not one per connection): a TLS session it issued can
+    # be resumed by the next connection (test_probe.py proves the probe resumes them).
     login = (
-        f"service_count = 0\n  process_min_avail = {cores}\n  client_limit = 4096" if tuned else ""
+        f"service_count = 0\n  process_min_avail = {cores}\n  client_limit = 4096"
+        if tuned
+        else "service_count = 0\n  process_limit = 1"
     )
     many = "client_limit = 8192" if tuned else ""
     oauth = ""
@@ -210,6 +214,7 @@ service imap-login {{
 }}
 service pop3-login {{
   {chroot}
+  {login}
   inet_listener pop3 {{
     port = {ports["pop3"]}
   }}

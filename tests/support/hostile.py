@@ -1,4 +1,4 @@
-"""Small socket servers that misbehave, to prove the probe never hangs or raises."""
+"""Small socket servers that misbehave, to prove the probe never hangs, raises or bloats."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class HostileServer:
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(16)
+        self.listener.settimeout(0.2)
         self.port = int(self.listener.getsockname()[1])
         self.context: ssl.SSLContext | None = None
         if tls:
@@ -29,7 +30,6 @@ class HostileServer:
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
-        self.listener.settimeout(0.2)
         while not self.stopped.is_set():
             try:
                 conn, _ = self.listener.accept()
@@ -81,6 +81,75 @@ def dribble(conn: socket.socket) -> None:
 def imap_greeting(conn: socket.socket) -> None:
     conn.sendall(b"* OK [CAPABILITY IMAP4rev1] ready\r\n")
     time.sleep(5)
+
+
+def imap_mute_after_greeting(conn: socket.socket) -> None:
+    """Greets, then never answers (the sign-in waits for nothing)."""
+    conn.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n")
+    time.sleep(5)
+
+
+class Servers:
+    """Hostile servers started by one test, all stopped at its end."""
+
+    def __init__(self) -> None:
+        self.running: list[HostileServer] = []
+
+    def start(self, behaviour: Behaviour, tls: tuple[Path, Path] | None = None) -> int:
+        server = HostileServer(behaviour, tls=tls)
+        self.running.append(server)
+        return server.port
+
+    def stop(self) -> None:
+        for server in self.running:
+            server.stop()
+
+
+# ---------------------------------------------------------------- floods (issue 11, D2)
+
+LINE_2K = b"X" * 2046 + b"\r\n"
+GIGABYTE = 1024**3
+
+
+def _await_line(conn: socket.socket) -> None:
+    """Read until the client has sent one whole line (its command)."""
+    seen = b""
+    while b"\n" not in seen:
+        chunk = conn.recv(4096)
+        if not chunk:
+            raise ConnectionResetError("the client left")
+        seen += chunk
+
+
+def _for_ever(conn: socket.socket, data: bytes) -> None:
+    while True:  # until the client closes and sendall raises
+        conn.sendall(data)
+
+
+def pop3_endless_capa(conn: socket.socket) -> None:
+    """Greets, then answers CAPA with +OK and 2 kB lines that never end."""
+    conn.sendall(b"+OK ready\r\n")
+    _await_line(conn)
+    conn.sendall(b"+OK\r\n")
+    _for_ever(conn, LINE_2K * 32)
+
+
+def imap_endless_capability(conn: socket.socket) -> None:
+    """Greets without capabilities, then answers CAPABILITY with untagged lines for ever."""
+    conn.sendall(b"* OK ready\r\n")
+    _await_line(conn)
+    _for_ever(conn, (b"* CAPABILITY IMAP4rev1 " + b"X" * 2024 + b"\r\n") * 32)
+
+
+def imap_huge_literal(conn: socket.socket) -> None:
+    """Greets, then answers CAPABILITY with a 1 GB literal (and sends all of it)."""
+    conn.sendall(b"* OK ready\r\n")
+    _await_line(conn)
+    conn.sendall(b"* CAPABILITY {%d}\r\n" % GIGABYTE)
+    block = b"Y" * (1024 * 1024)
+    for _ in range(GIGABYTE // len(block)):
+        conn.sendall(block)
+    conn.sendall(b"\r\na1 OK done\r\n")
 
 
 class CaptureServer(HostileServer):
