@@ -23,11 +23,11 @@ from mailbox_core.probe import (
     run_probe,
 )
 from mailbox_core.schemas import (
-    KEEP_STORED,
     LABELS,
     SECRET_FIELDS,
     MailboxCreate,
     MailboxPublic,
+    MailboxUpdate,
     OAuthProvider,
     changed_destination,
     parse_create,
@@ -95,19 +95,16 @@ class MailboxChecker:
         kept = {f for f in SECRET_FIELDS if getattr(stored, f)} - set(clear)
         edit = parse_update(values, kept)
         used = secrets_used(edit)
-        kept_and_used = [f for f in used if _plain(getattr(edit, f)) == KEEP_STORED]
+        kept_and_used = [f for f in used if f in edit.kept_secrets]
         changed = changed_destination(saved, edit)
         if kept_and_used and changed:
             raise StoredSecretRefused(kept_and_used, changed, LABELS)
         credentials = Credentials(
-            **{
-                f: _resolve(getattr(edit, f), getattr(stored, f)) if f in used else None
-                for f in SECRET_FIELDS
-            }
+            **{f: _secret_for(f, edit, stored) if f in used else None for f in SECRET_FIELDS}
         )
         # A provider may rotate the refresh token it was given: store the rotation only
         # when that token was the stored one.
-        keeps_token = _plain(edit.refresh_token) == KEEP_STORED
+        keeps_token = "refresh_token" in edit.kept_secrets
         target = self._target(edit, credentials, mailbox_id=mailbox_id if keeps_token else None)
         return self._probe(target)
 
@@ -229,10 +226,11 @@ class MailboxChecker:
         return fetch
 
 
-def _resolve(secret: Any, stored: str | None) -> str | None:
-    """The secret to use: a typed one, the stored one for a kept field, or none."""
-    value = _plain(secret)
-    return stored if value == KEEP_STORED else value
+def _secret_for(field: str, edit: MailboxUpdate, stored: Credentials) -> str | None:
+    """The secret to use: the stored one for a kept field, else the typed one (or none)."""
+    if field in edit.kept_secrets:
+        return str(getattr(stored, field))
+    return _plain(getattr(edit, field))
 
 
 def _plain(secret: Any) -> str | None:

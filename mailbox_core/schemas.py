@@ -9,23 +9,24 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import secrets
 import unicodedata
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum, StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
     BeforeValidator,
     EmailStr,
+    PrivateAttr,
     SecretStr,
     Strict,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 from pydantic import Field as Rule
@@ -608,8 +609,9 @@ class MailboxCreate(MailboxBase):
         return normalise_input(data) if isinstance(data, Mapping) else data
 
     @model_validator(mode="after")
-    def _cross_field_rules(self) -> Self:
-        problems = missing_fields(self.model_dump()) + self._consistency_problems()
+    def _cross_field_rules(self, info: ValidationInfo) -> Self:
+        kept = _kept(info)
+        problems = missing_fields(self.model_dump(), present=kept) + self._consistency_problems()
         if problems:
             raise CrossFieldProblems(problems)
         return self
@@ -644,11 +646,22 @@ class MailboxCreate(MailboxBase):
         return problems
 
 
-def missing_fields(values: Mapping[str, Any]) -> list[FieldError]:
-    """A 'required' problem for each field the chosen sign-in needs and lacks."""
+def _kept(info: ValidationInfo) -> frozenset[str]:
+    """The stored secrets an edit leaves unset (kept); none when creating."""
+    context = info.context if isinstance(info.context, Mapping) else {}
+    return frozenset(context.get("kept", ()))
+
+
+def missing_fields(
+    values: Mapping[str, Any], present: frozenset[str] = frozenset()
+) -> list[FieldError]:
+    """A 'required' problem for each field the chosen sign-in needs and lacks.
+
+    ``present``: fields that count as filled although blank (stored secrets an edit keeps).
+    """
     problems = []
     for field in required_fields(values):
-        if _blank_to_none(values.get(field)) is None:
+        if field not in present and _blank_to_none(values.get(field)) is None:
             problems.append(_error(field, _required_message(field, values)))
     return problems
 
@@ -721,18 +734,35 @@ class AuditPublic(SQLModel):
     changes: dict[str, Any]
 
 
-# Stands in for "keep the stored secret" while an edit is validated. Random per process,
-# so no typed value can collide with it; it never reaches the database.
-KEEP_STORED = "keep-" + secrets.token_urlsafe(24)
+class MailboxUpdate(MailboxCreate):
+    """An edit of a saved mailbox. A stored secret left blank is simply not set: it is
+    kept (``kept_secrets``), as full-stack-fastapi-template's UserUpdate reads its fields
+    with exclude_unset. A secret set to a value replaces the stored one; a secret that is
+    neither set nor kept (cleared, or no longer shown) is removed."""
+
+    _kept: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @property
+    def kept_secrets(self) -> frozenset[str]:
+        """Stored secrets this edit keeps as they are (only those the form still shows)."""
+        return self._kept
 
 
-def parse_update(raw: Mapping[str, Any], stored: set[str]) -> MailboxCreate:
-    """Validate an edit: a blank secret that is stored counts as present (it is kept)."""
+def parse_update(raw: Mapping[str, Any], stored: set[str] | frozenset[str]) -> MailboxUpdate:
+    """Validate an edit: a blank secret that is stored counts as present and is kept."""
     values = dict(raw)
-    for field in stored:
-        if _secret_blank_to_none(values.get(field)) is None:
-            values[field] = KEEP_STORED
-    return parse_create(values)
+    blank = frozenset(f for f in stored if _secret_blank_to_none(values.get(f)) is None)
+    for field in blank:
+        values.pop(field, None)
+    update = _parse(MailboxUpdate, values, kept=blank)
+    shown = set(visible_fields({f: _form_value(getattr(update, f)) for f in SETTING_FIELDS}))
+    update._kept = frozenset(blank & shown)
+    return update
+
+
+def _form_value(value: Any) -> Any:
+    value = plain(value)
+    return ("Yes" if value else "No") if isinstance(value, bool) else value
 
 
 def changed_destination(saved: MailboxBase, edited: MailboxBase) -> list[str]:
@@ -746,8 +776,7 @@ def changed_destination(saved: MailboxBase, edited: MailboxBase) -> list[str]:
 
 def secrets_used(mailbox: MailboxBase) -> list[str]:
     """The secrets this mailbox's sign-in sends somewhere (SPEC §3), in form order."""
-    values = {field: plain(getattr(mailbox, field)) for field in SETTING_FIELDS}
-    values = {k: ("Yes" if v is True else "No" if v is False else v) for k, v in values.items()}
+    values = {field: _form_value(getattr(mailbox, field)) for field in SETTING_FIELDS}
     used = ["password"] if needs_password(values) else []
     shown = visible_fields(values)
     return used + [field for field in ("client_secret", "refresh_token") if field in shown]
@@ -758,15 +787,23 @@ def secrets_used(mailbox: MailboxBase) -> list[str]:
 
 def parse_create(raw: Mapping[str, Any]) -> MailboxCreate:
     """Validate form or import values; raise ValidationFailed naming every bad field."""
+    return _parse(MailboxCreate, raw)
+
+
+_M = TypeVar("_M", bound=MailboxCreate)
+
+
+def _parse(model: type[_M], raw: Mapping[str, Any], kept: frozenset[str] = frozenset()) -> _M:
     try:
-        return MailboxCreate.model_validate(dict(raw))
+        return model.model_validate(dict(raw), context={"kept": kept})
     except ValidationError as exc:
         errors = _field_errors(exc)
     if not isinstance(raw, Mapping):
         raise ValidationFailed(errors)
     failing = {e.field for e in errors}
     # Field errors stop pydantic before the cross-field rules; report those too.
-    errors += [e for e in missing_fields(normalise_input(raw)) if e.field not in failing]
+    missing = missing_fields(normalise_input(raw), present=kept)
+    errors += [e for e in missing if e.field not in failing]
     raise ValidationFailed(sorted(errors, key=_form_position))
 
 

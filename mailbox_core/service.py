@@ -29,7 +29,6 @@ from mailbox_core.errors import (
 )
 from mailbox_core.models import AuditEvent, Mailbox, MailboxCheck, utcnow
 from mailbox_core.schemas import (
-    KEEP_STORED,
     LABELS,
     SECRET_FIELDS,
     SETTING_FIELDS,
@@ -38,6 +37,7 @@ from mailbox_core.schemas import (
     HealthPublic,
     MailboxCreate,
     MailboxPublic,
+    MailboxUpdate,
     Status,
     changed_destination,
     parse_create,
@@ -376,7 +376,7 @@ class MailboxService:
             update={"name_key": repository.name_key(create.name), **self._encrypt(create)},
         )
 
-    def _apply(self, row: Mailbox, update: MailboxCreate) -> dict[str, Any]:
+    def _apply(self, row: Mailbox, update: MailboxUpdate) -> dict[str, Any]:
         """Copy an edit onto the row; returns the audit changes (secrets never by value)."""
         changes: dict[str, Any] = {}
         for field in SETTING_FIELDS:
@@ -386,13 +386,15 @@ class MailboxService:
                 setattr(row, field, getattr(update, field))
         row.name_key = repository.name_key(update.name)
         for field in SECRET_FIELDS:
+            if field in update.kept_secrets:
+                continue
             secret: SecretStr | None = getattr(update, field)
             column = f"{field}_encrypted"
             if secret is None:
                 if getattr(row, column) is not None:
                     setattr(row, column, None)
                     changes[field] = "cleared"
-            elif secret.get_secret_value() != KEEP_STORED:
+            else:
                 setattr(row, column, self._box.encrypt(secret.get_secret_value()))
                 changes[field] = "changed"
         return changes
@@ -475,15 +477,11 @@ def _commit(session: Session, rows: Iterable[Mailbox]) -> None:
         ) from exc
 
 
-def _moved_secrets(row: Mailbox, update: MailboxCreate) -> list[str]:
+def _moved_secrets(row: Mailbox, update: MailboxUpdate) -> list[str]:
     """Stored secrets an edit keeps, uses, and would send to a changed destination."""
     if not changed_destination(row, update):
         return []
-    return [
-        f
-        for f in secrets_used(update)
-        if (secret := getattr(update, f)) is not None and secret.get_secret_value() == KEEP_STORED
-    ]
+    return [f for f in secrets_used(update) if f in update.kept_secrets]
 
 
 def _secret_tokens(row: Mailbox) -> dict[str, str | None]:

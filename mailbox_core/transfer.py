@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailbox_core.errors import FieldError, MailboxCoreError
+from mailbox_core.errors import FieldError, MailboxCoreError, ValidationFailed
 from mailbox_core.repository import name_key
 from mailbox_core.schemas import (
     LABELS,
@@ -144,9 +144,8 @@ def plan_import(rows: Sequence[Mapping[str, Any]], taken_names: set[str]) -> Imp
             continue
         try:
             created = parse_create({k: v for k, v in raw.items() if k != "id"})
-        except MailboxCoreError as exc:
-            errors = getattr(exc, "errors", ())
-            plan.problems += [RowProblem(number, e) for e in errors]
+        except ValidationFailed as exc:  # anything else is not the row's fault: it surfaces
+            plan.problems += [RowProblem(number, e) for e in exc.errors]
             continue
         key = name_key(created.name)
         if key in seen:

@@ -5,13 +5,19 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from mailbox_core.errors import MailboxCoreError
 from mailbox_core.service import MailboxService
 
 
 def section(service: MailboxService, mailbox_id: int) -> None:
     """Last check, last success, consecutive failures, last error, then the history."""
     st.subheader("Health")
-    current = service.health_of(mailbox_id)
+    try:
+        current = service.health_of(mailbox_id)
+        history = service.recent_checks(mailbox_id)
+    except MailboxCoreError as exc:
+        st.error(str(exc))
+        return
     if current is None:
         st.caption(
             "Never checked. Use Test connection on the Mailboxes page or "
@@ -31,7 +37,6 @@ def section(service: MailboxService, mailbox_id: int) -> None:
     failures.metric("Consecutive failures", current.consecutive_failures)
     if not current.last_ok:
         st.error(f"Last error ({current.last_failed_step}): {current.last_message}")
-    history = service.recent_checks(mailbox_id)
     st.dataframe(
         pd.DataFrame(
             [

@@ -313,3 +313,21 @@ def test_random_input_validates_or_raises_validation_failed(
     else:
         assert isinstance(created, MailboxCreate)
         assert 1 <= created.port <= 65535
+
+
+def test_an_edit_keeps_a_stored_secret_by_leaving_it_unset() -> None:
+    from mailbox_core.schemas import parse_update
+
+    gmail = {**SIGN_IN_PATHS["gmail"], "client_secret": "", "refresh_token": "", "password": ""}
+    update = parse_update(gmail, {"client_secret", "refresh_token", "password"})
+    assert update.kept_secrets == {"client_secret", "refresh_token", "password"}
+    assert (update.client_secret, update.refresh_token) == (None, None)
+    assert "client_secret" not in update.model_fields_set
+    typed = parse_update({**gmail, "refresh_token": "1//new"}, {"client_secret", "refresh_token"})
+    assert typed.kept_secrets == {"client_secret"}
+    assert typed.refresh_token is not None
+    assert typed.refresh_token.get_secret_value() == "1//new"
+    as_pop3 = parse_update(
+        {**gmail, "mailbox_type": "POP3", "port": 995}, {"refresh_token", "password"}
+    )
+    assert as_pop3.kept_secrets == {"password"}, "a secret the form no longer shows is not kept"
