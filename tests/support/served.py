@@ -9,8 +9,9 @@ Quirks worth knowing when building sign-in tests on this:
 - ``secrets`` is written to ``tmp_path/secrets.toml`` and passed with ``--secrets.files``, which
   *replaces* Streamlit's default search list, so ``~/.streamlit/secrets.toml`` is not read.
   Without ``secrets`` no flag is passed and the defaults apply (as in test_served_app.py).
-- The server runs with ``cwd=tmp_path``, so the checkout's ``.streamlit/config.toml`` is not read;
-  copy it to ``tmp_path/.streamlit/config.toml`` before :func:`serve` to run with it.
+- The server runs with ``cwd=tmp_path``; Streamlit still reads the ``.streamlit/config.toml``
+  beside the entrypoint, so the product's own config applies to ``streamlit_app.py`` (a script
+  written into tmp_path gets none).
 - Without a ``baseUrlPath`` the auth cookies ``_streamlit_user``/``_streamlit_user_tokens`` have
   ``Path=/``, ``HttpOnly``, ``SameSite=Lax`` and a fixed 30-day ``Max-Age``.
 - Chromium gets ``--host-resolver-rules`` that resolve nothing but 127.0.0.1 and localhost, so a
