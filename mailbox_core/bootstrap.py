@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from mailbox_core.checks import MailboxChecker
 from mailbox_core.config import Settings
 from mailbox_core.db import describe, init_db, make_engine
 from mailbox_core.errors import ConfigurationError, MailboxCoreError, StorageError
+from mailbox_core.monitoring import Monitor
 from mailbox_core.service import MailboxService
 
 
@@ -24,10 +27,14 @@ class Services:
 
     mailboxes: MailboxService
     checker: MailboxChecker
+    monitor: Monitor
 
 
-def open_services(settings: Settings) -> Services:
-    """Open the database (creating tables), the secret box and the checker."""
+def open_services(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> Services:
+    """Open the database (creating tables), the secret box, the monitor and the checker.
+
+    ``clock`` replaces the monitor's idea of now (tests of schedules and expiry).
+    """
     engine = make_engine(settings.database_url)
     try:
         init_db(engine)
@@ -37,8 +44,10 @@ def open_services(settings: Settings) -> Services:
     except MailboxCoreError:
         engine.dispose()  # the app retries on every rerun: leave no pool behind
         raise
-    mailboxes = MailboxService(engine, box)
-    return Services(mailboxes=mailboxes, checker=MailboxChecker(mailboxes, settings.checks))
+    monitor = Monitor(engine, settings.monitor, clock=clock)
+    mailboxes = MailboxService(engine, box, monitor)
+    checker = MailboxChecker(mailboxes, settings.checks, monitor=monitor)
+    return Services(mailboxes=mailboxes, checker=checker, monitor=monitor)
 
 
 def _refuse_new_key(engine: Engine, key_file: Path) -> None:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import UTC, datetime
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import datetime, timedelta
 from typing import Any
 
 from mailbox_core.access import Actor, Permission
 from mailbox_core.config import CheckSettings
-from mailbox_core.errors import MailboxCoreError, StoredSecretRefused
+from mailbox_core.errors import MailboxCoreError, SecretDecryptionError, StoredSecretRefused
 from mailbox_core.models import MailboxCheck
+from mailbox_core.monitoring import CheckRecord, Monitor, Origin
+from mailbox_core.monitoring.budget import Gate
+from mailbox_core.monitoring.rules import Fault, fault_of
 from mailbox_core.oauth import TokenClient, TokenRequest
 from mailbox_core.probe import (
     Connector,
@@ -39,6 +43,9 @@ from mailbox_core.service import Credentials, MailboxService
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, MailboxPublic, ProbeResult], None]
+Loaded = list[tuple[MailboxPublic, Credentials | SecretDecryptionError]]
+#: Recorded in batches: this many results, or this many seconds after the first waiting one.
+RECORD_BATCH, RECORD_EVERY = 100, 2.0
 
 
 class MailboxChecker:
@@ -51,8 +58,12 @@ class MailboxChecker:
         *,
         tokens: TokenClient | None = None,
         connector: Connector = default_connector,
+        monitor: Monitor | None = None,
     ) -> None:
         self.mailboxes = mailboxes
+        self.monitor = monitor or mailboxes.monitor
+        #: Called with every result (the metrics count them); never with secrets.
+        self.observer: Callable[[ProbeResult], None] | None = None
         self.settings = settings or CheckSettings()
         self.tokens = tokens or TokenClient(
             google_token_url=self.settings.google_token_url,
@@ -109,13 +120,24 @@ class MailboxChecker:
         return self._probe(target)
 
     def check_mailbox(self, mailbox_id: int, *, actor: Actor) -> ProbeResult:
-        """Test a saved mailbox and record the result."""
+        """Test a saved mailbox and record the result.
+
+        A person's explicit test of one mailbox: it always runs (no pause, no budget), its
+        refused sign-in still counts against the server's budget, and a pass ends a pause.
+        """
         actor.require(Permission.TEST)
         [(mailbox, credentials)] = self.mailboxes.mailboxes_for_check([mailbox_id])
-        started = datetime.now(UTC)
+        started = self.monitor.now()
         result = self._check(mailbox, credentials)
-        self.mailboxes.record_checks([_record(mailbox.id, started, result)])
+        self._settle(mailbox, result, reserved=False)
+        self.mailboxes.record_checks([_record(mailbox.id, started, result, Origin.EXPLICIT)])
+        self._observe(result)
+        self.monitor.dispatch()
         return result
+
+    def retry_now(self, mailbox_id: int, *, actor: Actor) -> ProbeResult:
+        """ "Retry now" on a paused mailbox: a person's test, which ends the pause if it passes."""
+        return self.check_mailbox(mailbox_id, actor=actor)
 
     def check_many(
         self,
@@ -126,39 +148,166 @@ class MailboxChecker:
     ) -> dict[int, ProbeResult]:
         """Test mailboxes concurrently (all active ones by default); record every result.
 
+        Check all: paused mailboxes are left alone and the servers' failed-sign-in budget
+        applies. A single mailbox asked for by ID is a person's test (``check_mailbox``).
+
         Workers only talk to the network; results are written here, in batches, so the
         database sees a few short transactions instead of one per worker.
         """
         actor.require(Permission.CHECK_ALL if mailbox_ids is None else Permission.TEST)
+        if mailbox_ids is not None and len(set(mailbox_ids)) == 1:  # one, by a person
+            [(mailbox, _)] = self.mailboxes.mailboxes_for_check(mailbox_ids[:1])
+            result = self.check_mailbox(mailbox.id, actor=actor)
+            if on_progress:
+                on_progress(1, 1, mailbox, result)
+            return {mailbox.id: result}
         loaded = self.mailboxes.mailboxes_for_check(mailbox_ids)
+        facts = self.monitor.gate_facts([m.id for m, _ in loaded])
+        now = self.monitor.now()
         results: dict[int, ProbeResult] = {}
-        pending: list[MailboxCheck] = []
-        workers = max(1, min(self.settings.concurrency, len(loaded)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
-            futures = {pool.submit(self._timed_check, m, c): m for m, c in loaded}
-            for done, future in enumerate(as_completed(futures), start=1):
-                mailbox = futures[future]
-                started, result = future.result()
-                results[mailbox.id] = result
-                pending.append(_record(mailbox.id, started, result))
-                if len(pending) >= 100:
-                    self.mailboxes.record_checks(pending)
-                    pending = []
+        runnable: Loaded = []
+        for mailbox, credentials in loaded:
+            paused = facts.get(mailbox.id, (False, None))[1]
+            if paused is not None and paused > now:  # Check all leaves paused sign-ins alone
+                results[mailbox.id] = _paused(paused)
                 if on_progress:
-                    on_progress(done, len(loaded), mailbox, result)
-        if pending:
-            self.mailboxes.record_checks(pending)
+                    on_progress(len(results), len(loaded), mailbox, results[mailbox.id])
+            else:
+                runnable.append((mailbox, credentials))
+        gate = Gate(self.monitor.budget, {i for i, (ok, _) in facts.items() if ok})
+        feed = iter([runnable])
+        results.update(
+            self._run(
+                lambda _free: next(feed, []),
+                origin=Origin.SWEEP,
+                owner=None,
+                gate=gate,
+                progress=on_progress,
+                total=len(loaded),
+                done=len(results),
+            )
+        )
+        self.monitor.dispatch()
+        return results
+
+    def check_claimed(
+        self,
+        claim: Callable[[int], list[int]],
+        *,
+        owner: str,
+        stop: Callable[[], bool] = lambda: False,
+        on_progress: Progress | None = None,
+    ) -> dict[int, ProbeResult]:
+        """Scheduled checks: test what ``claim(n)`` leases to ``owner``, until it gives none.
+
+        The pool is refilled as checks end (a claim for the free slots), so every claimed
+        mailbox starts at once and ends well inside its lease. Skipped mailboxes (the
+        server's budget is used up) give their lease back and wait for the next sweep.
+        """
+        gate = Gate(self.monitor.budget)
+
+        def feed(free: int) -> Loaded:
+            if stop():
+                return []
+            ids = claim(free)
+            if not ids:
+                return []
+            gate.trusted |= {i for i, (ok, _) in self.monitor.gate_facts(ids).items() if ok}
+            return self.mailboxes.mailboxes_for_check(ids, skip_missing=True)
+
+        results = self._run(
+            feed, origin=Origin.SCHEDULED, owner=owner, gate=gate, progress=on_progress
+        )
+        skipped = [i for i, r in results.items() if r.skipped]
+        later = self.monitor.now() + timedelta(seconds=self.monitor.settings.tick)
+        self.monitor.release(owner, skipped, next_check_at=later)
+        self.monitor.dispatch()
         return results
 
     # -- helpers
 
-    def _timed_check(
-        self, mailbox: MailboxPublic, credentials: Credentials | MailboxCoreError
+    def _run(
+        self,
+        feed: Callable[[int], Loaded],
+        *,
+        origin: Origin,
+        owner: str | None,
+        gate: Gate,
+        progress: Progress | None,
+        total: int | None = None,
+        done: int = 0,
+    ) -> dict[int, ProbeResult]:
+        """Check what ``feed(free slots)`` hands out, concurrently; record in batches.
+
+        Workers only talk to the network; results are written here, in batches, so the
+        database sees a few short transactions instead of one per worker.
+        """
+        results: dict[int, ProbeResult] = {}
+        pending: list[CheckRecord] = []
+        workers = max(1, self.settings.concurrency)
+        flushed, more = time.monotonic(), True
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
+            running: dict[Future[tuple[datetime, ProbeResult]], MailboxPublic] = {}
+            while True:
+                if more and len(running) <= workers * 3 // 4:
+                    batch = feed(workers - len(running))
+                    more = bool(batch)
+                    for mailbox, credentials in batch:
+                        running[pool.submit(self._gated, mailbox, credentials, gate)] = mailbox
+                if not running:
+                    break
+                finished, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    mailbox = running.pop(future)
+                    started, result = future.result()
+                    results[mailbox.id] = result
+                    if not result.skipped:
+                        pending.append(_record(mailbox.id, started, result, origin, owner))
+                    self._observe(result)
+                    if progress:
+                        done += 1
+                        progress(done, total or done + len(running), mailbox, result)
+                due = pending and time.monotonic() - flushed >= RECORD_EVERY
+                if len(pending) >= RECORD_BATCH or due or (pending and not running):
+                    self.mailboxes.record_checks(pending)
+                    pending, flushed = [], time.monotonic()
+        return results
+
+    def _gated(
+        self, mailbox: MailboxPublic, credentials: Credentials | MailboxCoreError, gate: Gate
     ) -> tuple[datetime, ProbeResult]:
-        return datetime.now(UTC), self._check(mailbox, credentials)
+        """One check in a worker thread, if the server's failed-sign-in budget allows it."""
+        started = self.monitor.now()
+        reserved = False
+
+        def admit(remaining: float) -> str:
+            nonlocal reserved
+            why, reserved = gate.admit(mailbox.id, mailbox.host, wait=remaining / 2)
+            return why
+
+        try:
+            result = self._check(mailbox, credentials, admit)
+        except BaseException:
+            self.monitor.budget.settle(mailbox.host, mailbox.id, failed=False, reserved=reserved)
+            raise
+        self._settle(mailbox, result, reserved=reserved)
+        return started, result
+
+    def _settle(self, mailbox: MailboxPublic, result: ProbeResult, *, reserved: bool) -> None:
+        failed = result.failed_step
+        fault = fault_of(result.ok, failed.problem if failed else None, result.summary)
+        refused = fault is Fault.ACCOUNT
+        self.monitor.budget.settle(mailbox.host, mailbox.id, failed=refused, reserved=reserved)
+
+    def _observe(self, result: ProbeResult) -> None:
+        if self.observer is not None:
+            self.observer(result)
 
     def _check(
-        self, mailbox: MailboxPublic, credentials: Credentials | MailboxCoreError
+        self,
+        mailbox: MailboxPublic,
+        credentials: Credentials | MailboxCoreError,
+        admit: Callable[[float], str] | None = None,
     ) -> ProbeResult:
         if isinstance(credentials, MailboxCoreError):
             return _failed(
@@ -166,15 +315,18 @@ class MailboxChecker:
                 str(credentials),
                 "The secrets of this mailbox cannot be read with the configured keys.",
             )
-        return self._probe(self._target(mailbox, credentials, mailbox_id=mailbox.id))
+        return self._probe(self._target(mailbox, credentials, mailbox_id=mailbox.id), admit)
 
-    def _probe(self, target: ProbeTarget) -> ProbeResult:
+    def _probe(
+        self, target: ProbeTarget, admit: Callable[[float], str] | None = None
+    ) -> ProbeResult:
         return run_probe(
             target,
             timeout=self.settings.timeout,
             ca_file=self.settings.ca_file,
             connector=self.connector,
             egress=self.settings.egress,
+            admit=admit,
         )
 
     def _target(
@@ -241,9 +393,23 @@ def _failed(step: str, detail: str, hint: str) -> ProbeResult:
     return ProbeResult(steps=(Step(step, StepStatus.FAILED, 0.0, detail, hint),))
 
 
-def _record(mailbox_id: int, started: datetime, result: ProbeResult) -> MailboxCheck:
+def _paused(until: datetime) -> ProbeResult:
+    return ProbeResult(
+        steps=(),
+        skipped=f"paused after a refused sign-in until {until:%Y-%m-%d %H:%M} UTC: not tried, "
+        "so the account is not locked (Retry now on its Edit page tests it)",
+    )
+
+
+def _record(
+    mailbox_id: int,
+    started: datetime,
+    result: ProbeResult,
+    origin: Origin,
+    owner: str | None = None,
+) -> CheckRecord:
     failed = result.failed_step
-    return MailboxCheck(
+    check = MailboxCheck(
         mailbox_id=mailbox_id,
         started_at=started,
         ok=result.ok,
@@ -251,4 +417,12 @@ def _record(mailbox_id: int, started: datetime, result: ProbeResult) -> MailboxC
         message=result.summary[:500],
         latency_ms=round(result.elapsed_ms, 1),
         message_count=result.message_count,
+        problem=(failed.problem or None) if failed else None,
+    )
+    return CheckRecord(
+        check=check,
+        origin=origin,
+        owner=owner,
+        hint=failed.hint if failed else "",
+        certificate=result.certificate,
     )

@@ -51,6 +51,50 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "the command line's secrets.toml. Unset: ~/.streamlit/secrets.toml, then "
         ".streamlit/secrets.toml in the working directory (as Streamlit)",
     ),
+    # Scheduled checks (issue 13): mailbox_core/monitoring/.
+    "MAILBOX_CHECK_TICK": (
+        "60",
+        "seconds between scheduled sweeps (check-due --loop, the worker's periodic task); "
+        "a divisor of 60 or a multiple of 60 dividing 3600",
+    ),
+    "MAILBOX_CHECK_LEASE": (
+        "",
+        "seconds a claimed mailbox stays claimed by one runner. Unset: twice "
+        "MAILBOX_CHECK_TIMEOUT plus 30",
+    ),
+    "MAILBOX_LOGIN_FAILURE_BUDGET": (
+        "10",
+        "failed sign-ins per mail server host in 10 minutes that scheduled checks and Check "
+        "all may cause; past it the host's other mailboxes are skipped",
+    ),
+    "MAILBOX_ALERT_AFTER": ("2", "consecutive failed checks that open a mailbox's alert"),
+    "MAILBOX_ALERT_DIGEST_AFTER": (
+        "5",
+        "more alerts than this at once are sent as one digest",
+    ),
+    "MAILBOX_ALERT_SMTP_URL": (
+        "",
+        "alert email server: smtp://host:25, smtp+starttls://user:password@host:587 or "
+        "smtps://user:password@host:465",
+    ),
+    "MAILBOX_ALERT_EMAIL_FROM": ("mailbox-manager@localhost", "sender of alert emails"),
+    "MAILBOX_ALERT_EMAIL_TO": ("", "comma-separated addresses that receive alert emails"),
+    "MAILBOX_ALERT_WEBHOOK_URL": (
+        "",
+        "URL that receives alerts as Slack/Teams-compatible JSON (POST)",
+    ),
+    "MAILBOX_PUBLIC_URL": (
+        "",
+        "the app's URL as people open it, for links in alerts, e.g. https://mbx.corp.example/mbx",
+    ),
+    "MAILBOX_HEARTBEAT_URL": (
+        "",
+        "URL requested (GET) after every scheduled sweep, for an outside monitor",
+    ),
+    "MAILBOX_CHECK_RETENTION_DAYS": (
+        "30",
+        "days of check history (and alert and sweep records) kept; sweeps prune older ones",
+    ),
 }
 
 
@@ -67,6 +111,24 @@ class CheckSettings:
 
 
 @dataclass(frozen=True)
+class MonitorSettings:
+    """How scheduled checks, the never-harm rules and alerts behave (issue 13)."""
+
+    tick: float = 60.0
+    lease: float = 50.0
+    login_failure_budget: int = 10
+    alert_after: int = 2
+    digest_after: int = 5
+    smtp_url: str = field(default="", repr=False)
+    email_from: str = "mailbox-manager@localhost"
+    email_to: tuple[str, ...] = ()
+    webhook_url: str = field(default="", repr=False)
+    public_url: str = ""
+    heartbeat_url: str = field(default="", repr=False)
+    retention_days: int = 30
+
+
+@dataclass(frozen=True)
 class Settings:
     """Resolved settings; hashable so the app can cache one service per configuration."""
 
@@ -74,6 +136,7 @@ class Settings:
     encryption_keys: tuple[str, ...] = field(repr=False)
     data_dir: Path
     checks: CheckSettings = CheckSettings()
+    monitor: MonitorSettings = MonitorSettings()
     #: Hosted mode: Streamlit's [auth] is configured, so every page needs sign-in.
     sign_in: bool = False
 
@@ -127,13 +190,14 @@ def load_settings(
     if url == SETTINGS["MAILBOX_DATABASE_URL"][0]:
         url = f"sqlite:///{data_dir / 'mailboxes.db'}"
     default_egress = EgressMode.PUBLIC if sign_in else EgressMode.OFF
+    timeout = _number(value("MAILBOX_CHECK_TIMEOUT"), "MAILBOX_CHECK_TIMEOUT", 0.1, 300)
     return Settings(
         database_url=url,
         encryption_keys=_split_keys(value("MAILBOX_ENCRYPTION_KEYS")),
         data_dir=data_dir,
         sign_in=sign_in,
         checks=CheckSettings(
-            timeout=_number(value("MAILBOX_CHECK_TIMEOUT"), "MAILBOX_CHECK_TIMEOUT", 0.1, 300),
+            timeout=timeout,
             concurrency=int(
                 _number(value("MAILBOX_CHECK_CONCURRENCY"), "MAILBOX_CHECK_CONCURRENCY", 1, 4096)
             ),
@@ -144,7 +208,49 @@ def load_settings(
                 value("MAILBOX_EGRESS") or default_egress.value, value("MAILBOX_EGRESS_ALLOW")
             ),
         ),
+        monitor=_monitor_settings(value, timeout),
     )
+
+
+def _monitor_settings(value: Callable[[str], str], timeout: float) -> MonitorSettings:
+    tick = _number(value("MAILBOX_CHECK_TICK"), "MAILBOX_CHECK_TICK", 1, 3600)
+    if not (60 % tick == 0 if tick < 60 else tick % 60 == 0 and 3600 % tick == 0):
+        raise ConfigurationError(
+            "MAILBOX_CHECK_TICK must divide a minute (5, 10, 30, 60 …) or be whole minutes "
+            "that divide an hour (120, 300, …)."
+        )
+    lease_raw = value("MAILBOX_CHECK_LEASE")
+    lease = _number(lease_raw, "MAILBOX_CHECK_LEASE", 1, 86400) if lease_raw else timeout * 2 + 30
+    if lease <= timeout:
+        raise ConfigurationError(
+            "MAILBOX_CHECK_LEASE must be longer than MAILBOX_CHECK_TIMEOUT: a check must end "
+            "before another runner may take its mailbox."
+        )
+    to = tuple(a.strip() for a in value("MAILBOX_ALERT_EMAIL_TO").split(",") if a.strip())
+    smtp = value("MAILBOX_ALERT_SMTP_URL")
+    if to and not smtp:
+        raise ConfigurationError("MAILBOX_ALERT_EMAIL_TO is set but MAILBOX_ALERT_SMTP_URL is not.")
+    return MonitorSettings(
+        tick=tick,
+        lease=lease,
+        login_failure_budget=_whole(value, "MAILBOX_LOGIN_FAILURE_BUDGET", 1, 10000),
+        alert_after=_whole(value, "MAILBOX_ALERT_AFTER", 1, 1000),
+        digest_after=_whole(value, "MAILBOX_ALERT_DIGEST_AFTER", 1, 10000),
+        smtp_url=smtp,
+        email_from=value("MAILBOX_ALERT_EMAIL_FROM"),
+        email_to=to,
+        webhook_url=value("MAILBOX_ALERT_WEBHOOK_URL"),
+        public_url=value("MAILBOX_PUBLIC_URL").rstrip("/"),
+        heartbeat_url=value("MAILBOX_HEARTBEAT_URL"),
+        retention_days=_whole(value, "MAILBOX_CHECK_RETENTION_DAYS", 1, 3650),
+    )
+
+
+def _whole(value: Callable[[str], str], name: str, low: int, high: int) -> int:
+    number = _number(value(name), name, low, high)
+    if number != int(number):
+        raise ConfigurationError(f"{name} must be a whole number, not {value(name)!r}.")
+    return int(number)
 
 
 def read_secrets_file(

@@ -1,6 +1,6 @@
 """Table models only. Rows are built from validated Create models, never validated here."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Column, Integer
@@ -53,6 +53,8 @@ class MailboxCheck(SQLModel, table=True):
     message: str = Field(max_length=500)
     latency_ms: float
     message_count: int | None = None
+    #: The diagnosis code of the failure (probe.diagnosis.Problem), for the monitor's rules.
+    problem: str | None = Field(default=None, max_length=40)
 
 
 class MailboxHealth(SQLModel, table=True):
@@ -86,3 +88,93 @@ class AuditEvent(SQLModel, table=True):
     mailbox_id: int | None = Field(default=None, index=True)
     mailbox_name: str = Field(max_length=100)
     changes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class MailboxMonitor(SQLModel, table=True):
+    """What the scheduler and the alerts know of one mailbox (mailbox_core/monitoring/).
+
+    Created on first need (a claim, a recorded check, a snooze); a mailbox without a row
+    was never scheduled and is due at once.
+    """
+
+    __tablename__ = "mailbox_monitor"
+
+    mailbox_id: int = Field(foreign_key="mailbox.id", primary_key=True, ondelete="CASCADE")
+    #: None: due at once (never checked, or its settings changed).
+    next_check_at: datetime | None = Field(default=None, index=True)
+    lease_until: datetime | None = None
+    lease_owner: str | None = Field(default=None, max_length=120)
+    #: The last sign-in with the current settings worked: no budget reservation needed.
+    signin_ok: bool = False
+    backoff_level: int = 0
+    #: Refused sign-ins in a row; > 0 means scheduled sign-ins are paused until paused_until.
+    pause_level: int = 0
+    paused_until: datetime | None = None
+    pause_reason: str | None = Field(default=None, max_length=500)
+    snoozed_until: datetime | None = None
+    #: A daily maintenance window: "HH:MM" to "HH:MM" in an IANA time zone.
+    window_start: str | None = Field(default=None, max_length=5)
+    window_end: str | None = Field(default=None, max_length=5)
+    window_tz: str | None = Field(default=None, max_length=64)
+    alert_open: bool = False
+    alert_sent: bool = False
+    alert_since: datetime | None = None
+    #: Expiry warnings: the threshold (days) last alerted, and for which expiry.
+    secret_warned: int | None = None
+    secret_warned_for: date | None = None
+    cert_not_after: datetime | None = None
+    cert_issuer: str | None = Field(default=None, max_length=500)
+    cert_seen_at: datetime | None = None
+    cert_warned: int | None = None
+    cert_warned_for: datetime | None = None
+
+
+class AlertEvent(SQLModel, table=True):
+    """One alert decided by the monitor, and how it was delivered (never a secret)."""
+
+    __tablename__ = "alert_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # No foreign key: the alerts of a deleted mailbox stay readable, like the audit trail.
+    mailbox_id: int | None = Field(default=None, index=True)
+    mailbox_name: str = Field(max_length=100)
+    kind: str = Field(max_length=30)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    subject: str = Field(max_length=300)
+    text: str = Field(max_length=2000)
+    step: str | None = Field(default=None, max_length=20)
+    hint: str = Field(default="", max_length=500)
+    #: pending (to send), sent, failed (gave up), recorded (no channel, or not sent by design)
+    status: str = Field(default="pending", max_length=20, index=True)
+    attempts: int = 0
+    sent_at: datetime | None = None
+    delivery: str = Field(default="", max_length=500)
+
+
+class MonitorSweep(SQLModel, table=True):
+    """One scheduled sweep (check-due run, loop tick or worker tick): the heartbeat."""
+
+    __tablename__ = "monitor_sweep"
+
+    id: int | None = Field(default=None, primary_key=True)
+    runner: str = Field(max_length=120)
+    started_at: datetime = Field(index=True)
+    finished_at: datetime | None = None
+    claimed: int = 0
+    checked: int = 0
+    failed: int = 0
+    skipped: int = 0
+    #: Active mailboxes failing when the sweep ended (the list's chart of failing over time).
+    failing: int | None = None
+
+
+class SigninAttempt(SQLModel, table=True):
+    """A failed sign-in on a mail server host, or one in flight (``pending``): the budget."""
+
+    __tablename__ = "signin_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    host: str = Field(max_length=253, index=True)
+    mailbox_id: int = Field(index=True)
+    at: datetime = Field(index=True)
+    pending: bool = False

@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum, StrEnum
 from typing import Annotated, Any, Self, TypeVar
 from urllib.parse import urlsplit
@@ -79,6 +79,8 @@ LABELS: dict[str, str] = {
     "refresh_token": "Refresh Token",
     "allow_self_signed": "Allow self-signed certificate",
     "allow_plaintext_password": "Allow sign-in without encryption",
+    "check_interval": "Check every (minutes)",
+    "client_secret_expires": "Client Secret expires",
 }
 
 SECRET_FIELDS = ("password", "client_secret", "refresh_token")
@@ -100,7 +102,15 @@ DESTINATION_FIELDS = (
     "client_id",
 )
 #: Advanced options, drawn in the form's "Advanced" section.
-ADVANCED_FIELDS = ("allow_self_signed", "allow_plaintext_password")
+ADVANCED_FIELDS = (
+    "allow_self_signed",
+    "allow_plaintext_password",
+    "check_interval",
+    "client_secret_expires",
+)
+#: Scheduled checks (issue 13): how often a mailbox is checked when nothing is wrong.
+DEFAULT_CHECK_INTERVAL = 5
+MAX_CHECK_INTERVAL = 24 * 60
 #: Yes/No fields: one coercion rule (``_yes_no``) reads them all, before any cross-field rule.
 BOOL_FIELDS = (
     "ssl_enabled",
@@ -116,6 +126,7 @@ OAUTH_FIELDS = (
     "tenant_id",
     "client_secret",
     "refresh_token",
+    "client_secret_expires",
 )
 
 #: Messages for pydantic's own error types, per field; our validators supply their own.
@@ -139,6 +150,8 @@ _FIELD_HINTS: dict[str, str] = {
     "refresh_token": "enter the refresh token as text of at most 4096 characters",
     "allow_self_signed": "choose Yes or No",
     "allow_plaintext_password": "choose Yes or No",
+    "check_interval": f"enter a whole number of minutes from 1 to {24 * 60}",
+    "client_secret_expires": "enter a date such as 2027-03-31",
 }
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -152,7 +165,9 @@ _URL_SCHEMES = {
 
 
 def plain(value: Any) -> Any:
-    """An enum setting as its text (JSON- and CSV-friendly); anything else unchanged."""
+    """An enum setting as its text, a date as ISO text (JSON- and CSV-friendly)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
     return value.value if isinstance(value, Enum) else value
 
 
@@ -269,6 +284,21 @@ def _yes_no(value: Any) -> Any:
     return value
 
 
+def _interval(value: Any) -> Any:
+    # Blank is the default; a Yes/No is not a number of minutes (bool is an int in Python).
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return DEFAULT_CHECK_INTERVAL
+    if isinstance(value, bool):
+        raise PydanticCustomError("interval", "must be a whole number of minutes")
+    return value
+
+
+def _expiry_date(value: date) -> date:
+    if not date(2000, 1, 1) <= value <= date(2100, 12, 31):
+        raise PydanticCustomError("expiry_date", "must be a date between 2000 and 2100")
+    return value
+
+
 def _host(value: str) -> str:
     return parse_host(value).host
 
@@ -337,6 +367,8 @@ Comments = Annotated[
     str, BeforeValidator(_blank_to_none), Encodable, Rule(max_length=2000), AfterValidator(_no_nul)
 ]
 
+
+ExpiryDate = Annotated[date, AfterValidator(_expiry_date)]
 
 # Blank becomes None before the union is tried, so an empty optional field is simply unset.
 Blank = BeforeValidator(_blank_to_none)
@@ -448,6 +480,9 @@ def visible_fields(values: Mapping[str, Any]) -> list[str]:
     fields.append("allow_self_signed")
     if not _is_true(values.get("ssl_enabled")) and not _is_true(values.get("starttls")):
         fields.append("allow_plaintext_password")
+    fields.append("check_interval")
+    if "client_secret" in fields:
+        fields.append("client_secret_expires")
     return fields
 
 
@@ -489,6 +524,8 @@ def required_fields(values: Mapping[str, Any]) -> list[str]:
         "allow_self_signed",
         "allow_plaintext_password",
         "password",
+        "check_interval",
+        "client_secret_expires",
     }
     required += [f for f in visible_fields(values) if f not in optional and f not in required]
     return required
@@ -569,6 +606,8 @@ class MailboxBase(SQLModel):
     auth_method: AuthMethod | None = None
     client_id: str | None = Field(default=None, max_length=255)
     tenant_id: str | None = Field(default=None, max_length=255)
+    check_interval: int = Field(default=DEFAULT_CHECK_INTERVAL, ge=1, le=MAX_CHECK_INTERVAL)
+    client_secret_expires: date | None = None
 
 
 class CrossFieldProblems(ValueError):
@@ -598,6 +637,10 @@ class MailboxCreate(MailboxBase):
     auth_method: Annotated[AuthMethod | None, _choice(AuthMethod)] = None
     client_id: Annotated[ClientId | None, Blank] = None
     tenant_id: Annotated[TenantId | None, Blank] = None
+    check_interval: Annotated[
+        int, BeforeValidator(_interval), Rule(ge=1, le=MAX_CHECK_INTERVAL)
+    ] = DEFAULT_CHECK_INTERVAL
+    client_secret_expires: Annotated[ExpiryDate | None, Blank] = None
     password: Annotated[Secret | None, SecretBlank] = None
     client_secret: Annotated[Secret | None, SecretBlank] = None
     refresh_token: Annotated[Secret | None, SecretBlank] = None
@@ -843,6 +886,8 @@ def _message(field: str, item: Mapping[str, Any]) -> str:
         "host_numeric",
         "tenant",
         "unencodable",
+        "interval",
+        "expiry_date",
     }:
         return str(item["msg"])
     if field == "form":

@@ -28,6 +28,8 @@ from mailbox_core.errors import (
     ValidationFailed,
 )
 from mailbox_core.models import AuditEvent, Mailbox, MailboxCheck, utcnow
+from mailbox_core.monitoring import CheckRecord, Monitor
+from mailbox_core.monitoring.store import begin_write
 from mailbox_core.schemas import (
     LABELS,
     SECRET_FIELDS,
@@ -65,9 +67,11 @@ class Credentials:
 class MailboxService:
     """Mailbox use cases over one engine and one secret box."""
 
-    def __init__(self, engine: Engine, box: SecretBox) -> None:
+    def __init__(self, engine: Engine, box: SecretBox, monitor: Monitor | None = None) -> None:
         self._engine = engine
         self._box = box
+        #: Scheduled checks, alerts and the never-harm rules (mailbox_core/monitoring/).
+        self.monitor = monitor or Monitor(engine)
 
     def create_mailbox(
         self, data: Mapping[str, Any] | MailboxCreate, *, actor: Actor
@@ -130,6 +134,7 @@ class MailboxService:
             row.updated_at = utcnow()
             session.add(row)
             repository.add_audit(session, event=_event("updated", row, actor, changes))
+            self.monitor.settings_changed(session, mailbox_id)  # ends a pause: due at once
             try:
                 session.commit()
             except StaleDataError as exc:
@@ -163,6 +168,8 @@ class MailboxService:
                 changes = {"status": [plain(row.status), status.value]}
                 row.status, row.updated_at = status, utcnow()
                 session.add(row)
+                if status is Status.ACTIVE and row.id is not None:
+                    self.monitor.settings_changed(session, row.id)
                 repository.add_audit(session, event=_event(action, row, actor, changes))
                 changed += 1
             _commit(session, rows.values())
@@ -246,11 +253,13 @@ class MailboxService:
             return self._credentials(self._row(session, mailbox_id))
 
     def mailboxes_for_check(
-        self, mailbox_ids: list[int] | None = None
+        self, mailbox_ids: list[int] | None = None, *, skip_missing: bool = False
     ) -> list[tuple[MailboxPublic, Credentials | SecretDecryptionError]]:
         """Mailboxes (all active by default) with their decrypted secrets, in one session.
 
         Check all loads everything up front so its worker threads only touch the network.
+        A missing ID raises MailboxNotFound, or is left out with ``skip_missing`` (a
+        scheduled claim of a mailbox deleted meanwhile).
         """
         with self._session() as session:
             ids = repository.active_mailbox_ids(session) if mailbox_ids is None else mailbox_ids
@@ -258,6 +267,8 @@ class MailboxService:
             loaded = []
             for mailbox_id in ids:
                 row = rows.get(mailbox_id)
+                if row is None and skip_missing:
+                    continue
                 if row is None:
                     raise MailboxNotFound(mailbox_id)
                 try:
@@ -279,10 +290,17 @@ class MailboxService:
                 )
             ]
 
-    def record_checks(self, checks: list[MailboxCheck]) -> None:
-        """Store connection-test results and update each mailbox's health, in one go."""
+    def record_checks(self, checks: Sequence[MailboxCheck | CheckRecord]) -> None:
+        """Store connection-test results and update each mailbox's health, in one go.
+
+        The monitor decides in the same transaction (next check, pause, backoff, alerts),
+        so every way of checking follows the same rules.
+        """
+        records = [c if isinstance(c, CheckRecord) else CheckRecord(c) for c in checks]
         with self._session() as session:
-            repository.add_checks(session, checks=checks)
+            begin_write(session)
+            repository.add_checks(session, checks=[r.check for r in records])
+            self.monitor.after_checks(session, records)
             session.commit()
 
     def recent_checks(self, mailbox_id: int, limit: int = 20) -> list[CheckPublic]:

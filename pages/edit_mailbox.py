@@ -8,7 +8,7 @@ from mailbox_core.access import Permission
 from mailbox_core.errors import MailboxCoreError, MailboxNotFound
 from mailbox_core.probe import ProbeResult
 from mailbox_core.schemas import SECRET_FIELDS, Status
-from ui import access, details, form, health, runtime
+from ui import access, details, form, health, monitoring, runtime
 from ui.navigation import (
     MAILBOXES_PAGE,
     NEW_MAILBOX_PAGE,
@@ -53,6 +53,7 @@ if not actor.can(Permission.EDIT):
     st.page_link(MAILBOXES_PAGE, label="Back to Mailboxes", icon=":material/arrow_back:")
     details.show(mailbox)
     health.section(service, mailbox.id)
+    monitoring.history(runtime.monitor(), mailbox.id)
     st.stop()
 
 
@@ -136,6 +137,10 @@ if probe := st.session_state.get(form.key(PREFIX, "probe")):
 
 st.divider()
 health.section(service, mailbox.id)
+monitor = runtime.monitor()
+monitoring.pause_panel(monitor, runtime.checker(), mailbox.id, actor)
+monitoring.history(monitor, mailbox.id)
+monitoring.alerts(monitor, mailbox.id, actor)
 
 st.divider()
 toggle, duplicate, delete, _ = st.columns([1, 1, 1, 3])

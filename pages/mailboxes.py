@@ -6,7 +6,7 @@ import streamlit as st
 from mailbox_core.access import Permission
 from mailbox_core.errors import MailboxCoreError
 from mailbox_core.listing import COLUMNS, health_summary, mailbox_rows
-from ui import access, bulk, checks, runtime, transfer
+from ui import access, bulk, checks, monitoring, runtime, transfer
 from ui.navigation import NEW_MAILBOX_PAGE, require_entrypoint, show_flash
 from ui.results import show_probe
 
@@ -36,6 +36,7 @@ except MailboxCoreError as exc:
     st.error(str(exc))
     st.stop()
 
+monitoring.banner(runtime.monitor())
 if unreadable:
     names = ", ".join(f"“{m.name}” (ID {m.id})" for m in unreadable)
     st.error(

@@ -42,3 +42,18 @@ def test_check_all_bench_runs_and_prints_its_figures(dovecot_server: Any) -> Non
         "(6/6 ok)",
     ):
         assert figure in done.stdout
+
+
+@pytest.mark.postgres
+def test_check_due_bench_runs_and_prints_its_figures(dovecot_server: Any) -> None:
+    from tests.conftest import POSTGRES_URL, need
+
+    need(POSTGRES_URL, "MAILBOX_TEST_POSTGRES_URL is not set (no PostgreSQL to test on)")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.check_due", "--mailboxes", "12", "--rtt-ms", "10",
+         "--processes", "1,2", "--workers", "1", "--database-url", str(POSTGRES_URL)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    for figure in ("check-due × 1", "check-due × 2", "worker × 1", "checks/s", "(12/12 once)"):
+        assert figure in done.stdout

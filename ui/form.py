@@ -18,7 +18,9 @@ from mailbox_core.presets import suggest
 from mailbox_core.probe import ProbeResult
 from mailbox_core.schemas import (
     ADVANCED_FIELDS,
+    DEFAULT_CHECK_INTERVAL,
     LABELS,
+    MAX_CHECK_INTERVAL,
     SECRET_FIELDS,
     SETTING_FIELDS,
     AuthMethod,
@@ -48,6 +50,8 @@ DEFAULTS: dict[str, Any] = {
     "auth_method": AuthMethod.PASSWORD.value,
     "allow_self_signed": False,
     "allow_plaintext_password": False,
+    "check_interval": DEFAULT_CHECK_INTERVAL,
+    "client_secret_expires": None,  # seeded, so st.date_input starts empty, not today
 }
 MFA_HELP = (
     "Uses Microsoft's resource-owner password grant with Account and Password. Microsoft "
@@ -90,6 +94,8 @@ def form_values(mailbox: MailboxPublic) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for field in SETTING_FIELDS:
         value = plain(getattr(mailbox, field))
+        if field == "client_secret_expires":  # st.date_input takes a date, not ISO text
+            value = mailbox.client_secret_expires
         if isinstance(value, bool) and field not in ADVANCED_FIELDS:
             value = "Yes" if value else "No"
         values[field] = value if value is not None else DEFAULTS.get(field, "")
@@ -294,6 +300,21 @@ def render(prefix: str) -> None:
                 help="Send the password (or token) over a connection that is not "
                 "encrypted. Off by default: anyone on the network path can read it. "
                 "Only for a network you trust.",
+            )
+        st.number_input(
+            LABELS["check_interval"],
+            min_value=1,
+            max_value=MAX_CHECK_INTERVAL,
+            step=1,
+            key=key(prefix, "check_interval"),
+            help="How often scheduled checks (check-due or the worker) test this mailbox.",
+        )
+        if "client_secret_expires" in visible_fields(values):
+            st.date_input(
+                LABELS["client_secret_expires"],
+                key=key(prefix, "client_secret_expires"),
+                help="When the app's client secret stops working (Entra ID: at most 24 "
+                "months): warned 30 and 7 days ahead.",
             )
         for field in ADVANCED_FIELDS:
             if field in errors:

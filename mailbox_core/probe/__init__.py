@@ -18,6 +18,7 @@ asks STAT and quits without deleting.
 from mailbox_core.probe.results import (
     DEFAULT_TIMEOUT,
     STEPS,
+    Certificate,
     ProbeResult,
     ProbeTarget,
     Step,
@@ -31,6 +32,7 @@ from mailbox_core.probe.transport import Connector, default_connector, default_r
 __all__ = [
     "DEFAULT_TIMEOUT",
     "STEPS",
+    "Certificate",
     "Connector",
     "ProbeResult",
     "ProbeTarget",

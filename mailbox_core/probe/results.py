@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from mailbox_core.schemas import MailboxType
@@ -35,15 +36,30 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Certificate:
+    """The server's TLS certificate as a check saw it (verified or not): for expiry warnings."""
+
+    not_after: datetime
+    issuer: str
+    subject: str
+
+
+@dataclass(frozen=True)
 class ProbeResult:
-    """What a connection test found; ``ok`` when every step passed (warnings allowed)."""
+    """What a connection test found; ``ok`` when every step passed (warnings allowed).
+
+    ``skipped`` says why a test was not run at all (the scheduler's never-harm rules);
+    a skipped test is not ``ok`` and is never recorded as a check.
+    """
 
     steps: tuple[Step, ...]
     message_count: int | None = None
+    certificate: Certificate | None = None
+    skipped: str = ""
 
     @property
     def ok(self) -> bool:
-        return all(s.status is not StepStatus.FAILED for s in self.steps)
+        return not self.skipped and all(s.status is not StepStatus.FAILED for s in self.steps)
 
     @property
     def failed_step(self) -> Step | None:
@@ -59,6 +75,8 @@ class ProbeResult:
 
     @property
     def summary(self) -> str:
+        if self.skipped:
+            return self.skipped
         failed = self.failed_step
         if failed:
             return failed.detail

@@ -52,20 +52,34 @@ def run_probe(
     connector: Connector = default_connector,
     resolver: Resolver = default_resolver,
     egress: EgressPolicy = UNGUARDED,
+    admit: Callable[[float], str] | None = None,
 ) -> ProbeResult:
-    """Test one mailbox connection; never raises for a failure of the outside world."""
+    """Test one mailbox connection; never raises for a failure of the outside world.
+
+    ``admit`` is asked right before signing in, with the seconds left: a non-empty answer
+    ends the test there, unsigned-in and marked ``skipped`` with that reason (the
+    scheduler's failed-sign-in budget; failures before sign-in cost no account anything).
+    """
     deadline = Deadline(timeout)
     transport = Transport(
         target, deadline, ca_file=ca_file, connector=connector, resolver=resolver, egress=egress
     )
     probe = _Probe(target, transport, session_for(target.mailbox_type))
     steps: list[Step] = []
+    skipped = ""
     with transport, watched(deadline, transport.abort):
         for name, action in probe.plan():
+            if name == "Sign-in" and admit is not None and (skipped := admit(deadline.remaining())):
+                break
             steps.append(probe.step(name, action))
             if steps[-1].status is StepStatus.FAILED:
                 break
-    return ProbeResult(steps=with_skipped(steps), message_count=probe.message_count)
+    return ProbeResult(
+        steps=with_skipped(steps),
+        message_count=probe.message_count,
+        certificate=transport.certificate,
+        skipped=skipped,
+    )
 
 
 class _Probe:

@@ -16,10 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
+from cryptography import x509
+
 from mailbox_core.egress import EgressPolicy, Resolver
 from mailbox_core.probe.deadline import Deadline
 from mailbox_core.probe.diagnosis import Problem, StepFailed
-from mailbox_core.probe.results import ProbeTarget
+from mailbox_core.probe.results import Certificate, ProbeTarget
 from mailbox_core.probe.wire import Wire
 from mailbox_core.tls import certificate_names, client_context, name_matches, sessions
 
@@ -67,6 +69,7 @@ class Transport:
         self.egress = egress
         self.addresses: list[tuple[Any, ...]] = []
         self.wire: Wire | None = None
+        self.certificate: Certificate | None = None  # what TLS saw, for expiry warnings
         self._verified: ssl.SSLSocket | None = None  # TLS that passed: its session is kept
 
     def resolve(self) -> str:
@@ -107,6 +110,7 @@ class Transport:
         )
         wire.replace(tls)  # first, so that the watchdog's abort reaches the handshake
         tls.do_handshake()
+        self.certificate = certificate_facts(tls.getpeercert(binary_form=True))
         self._check_self_signed_name(tls)
         self._verified = tls
         trust = "self-signed allowed" if self.target.allow_self_signed else "certificate verified"
@@ -170,6 +174,21 @@ class Transport:
         names = certificate_names(tls.getpeercert(binary_form=True))
         if not name_matches(self.target.host, names):
             raise StepFailed(Problem.CERT_NAME, names=", ".join(names) or "no name")
+
+
+def certificate_facts(der: bytes | None) -> Certificate | None:
+    """Expiry, issuer and subject of a DER certificate (None when there is none to read)."""
+    if not der:
+        return None
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return None
+    return Certificate(
+        not_after=cert.not_valid_after_utc,
+        issuer=cert.issuer.rfc4514_string()[:500],
+        subject=cert.subject.rfc4514_string()[:500],
+    )
 
 
 def _resumable(tls: ssl.SSLSocket) -> ssl.SSLSession | None:

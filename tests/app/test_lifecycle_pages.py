@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -328,3 +329,30 @@ def test_the_edit_page_says_no_such_mailbox_for_a_huge_id(data_dir: Path) -> Non
     at.run()
     assert not at.exception
     assert at.error[0].value.startswith("There is no mailbox with ID 9223372036854775808.")
+
+
+def test_the_check_interval_and_secret_expiry_are_edited_in_advanced(services: Services) -> None:
+    from datetime import date
+
+    mailbox = services.mailboxes.create_mailbox(
+        mailbox_data("office365_secret", check_interval=15, client_secret_expires="2027-03-31"),
+        actor=ACTOR,
+    )
+    at = open_edit(mailbox.id)
+    assert widget_by_label(at, "number_input", "Check every (minutes)").value == 15
+    expiry = widget_by_label(at, "date_input", "Client Secret expires")
+    assert expiry.value == date(2027, 3, 31)
+    expiry.set_value(date(2027, 6, 30))
+    at.run()
+    button(at, "Save").click()
+    at.run()
+    saved = services.mailboxes.get_mailbox(mailbox.id)
+    assert (saved.check_interval, saved.client_secret_expires) == (15, date(2027, 6, 30))
+    password_box = services.mailboxes.create_mailbox(mailbox_data("password"), actor=ACTOR)
+    plain = open_edit(password_box.id)
+    assert not [d for d in plain.date_input if d.label == "Client Secret expires"]
+
+
+def widget_by_label(at: AppTest, kind: str, label: str) -> Any:
+    [found] = [w for w in getattr(at, kind) if w.label == label]
+    return found

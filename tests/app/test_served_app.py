@@ -111,7 +111,7 @@ def test_select_a_row_edit_and_replace_the_password(tmp_path: Path, mailboxes: A
         assert password.input_value() == ""
         password.press_sequentially(SECRET, delay=20)
         password.press("Tab")
-        page.get_by_role("button", name="Save").click()
+        page.get_by_role("button", name="Save", exact=True).click()
         page.get_by_text("(ID 1) saved.").wait_for(timeout=10_000)
     saved = mailboxes.get_mailbox(1)
     assert saved.port == 1995

@@ -81,7 +81,7 @@ def start(
     workdir = Path(tempfile.mkdtemp(prefix="mm-dovecot-"))
     workdir.chmod(0o755)
     ports = {name: free_port() for name in ("imap", "imaps", "pop3", "pop3s")}
-    cert, key = make_certificate(workdir, "server", ["localhost", "127.0.0.1"])
+    cert, key = make_certificate(workdir, "server", ["localhost", "127.0.0.1"], days=365)
     users = users or dict(USERS)
     server = Dovecot(workdir=workdir, ports=ports, ca_file=cert, users=users)
     _write_mail(workdir, users)

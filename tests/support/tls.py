@@ -12,10 +12,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def make_certificate(directory: Path, name: str, hosts: list[str]) -> tuple[Path, Path]:
-    """Write `<name>.crt` and `<name>.key` for ``hosts`` (DNS names or IPs); return paths."""
+def make_certificate(
+    directory: Path, name: str, hosts: list[str], *, days: float = 30, issuer: str | None = None
+) -> tuple[Path, Path]:
+    """Write `<name>.crt` and `<name>.key` for ``hosts`` (DNS names or IPs); return paths.
+
+    Self-signed, valid for ``days`` more days; ``issuer`` names it (default: the first host).
+    """
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer or hosts[0])])
     alt_names: list[x509.GeneralName] = []
     for host in hosts:
         try:
@@ -30,7 +35,7 @@ def make_certificate(directory: Path, name: str, hosts: list[str]) -> tuple[Path
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
+        .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())

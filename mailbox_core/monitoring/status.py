@@ -1,0 +1,198 @@
+"""What the monitor knows of each mailbox, for `health`, the pages and the metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, func, select
+from sqlmodel import Session
+
+from mailbox_core.monitoring import rules
+from mailbox_core.monitoring.store import HEALTH, MAILBOX, MONITOR
+
+#: A mailbox's state, as the metrics and the list count it.
+STATES = ("inactive", "never_checked", "paused", "failing", "healthy")
+
+
+@dataclass(frozen=True)
+class MonitorStatus:
+    """One mailbox's health, schedule, pause, alert and expiry facts (no secrets)."""
+
+    mailbox_id: int
+    name: str
+    host: str
+    active: bool
+    provider: str
+    check_interval: int
+    last_check_at: datetime | None = None
+    last_ok: bool | None = None
+    last_message: str = ""
+    consecutive_failures: int = 0
+    next_check_at: datetime | None = None
+    pause_level: int = 0
+    paused_until: datetime | None = None
+    pause_reason: str | None = None
+    backoff_level: int = 0
+    snoozed_until: datetime | None = None
+    window: str | None = None
+    alert_open: bool = False
+    cert_not_after: datetime | None = None
+    cert_issuer: str | None = None
+    secret_expires: date | None = None
+
+    def paused(self, now: datetime) -> bool:
+        return bool(self.pause_level and self.paused_until and self.paused_until > now)
+
+    def snoozed(self, now: datetime) -> bool:
+        return bool(self.snoozed_until and self.snoozed_until > now)
+
+    def state(self, now: datetime) -> str:
+        if not self.active:
+            return "inactive"
+        if self.paused(now):
+            return "paused"
+        if self.last_ok is None:
+            return "never_checked"
+        return "healthy" if self.last_ok else "failing"
+
+    def secret_days(self, now: datetime) -> float | None:
+        return None if self.secret_expires is None else rules.days_until(self.secret_expires, now)
+
+    def cert_days(self, now: datetime) -> float | None:
+        return None if self.cert_not_after is None else rules.days_until(self.cert_not_after, now)
+
+    def notes(self, now: datetime) -> list[str]:
+        """Short facts a person should see: pause, snooze, expiry warnings."""
+        found = []
+        if self.paused(now):
+            assert self.paused_until is not None
+            found.append(
+                f"paused until {self.paused_until:%Y-%m-%d %H:%M} UTC: {self.pause_reason or ''}"
+            )
+        if self.snoozed(now):
+            assert self.snoozed_until is not None
+            found.append(f"alerts snoozed until {self.snoozed_until:%Y-%m-%d %H:%M} UTC")
+        secret = self.secret_days(now)
+        if secret is not None and secret <= max(rules.SECRET_THRESHOLDS):
+            found.append(_expiry("client secret", secret))
+        cert = self.cert_days(now)
+        if cert is not None and cert <= max(rules.CERT_THRESHOLDS):
+            found.append(_expiry("certificate", cert))
+        return found
+
+
+def _expiry(what: str, days: float) -> str:
+    if days < 0:
+        return f"{what} expired"
+    return f"{what} expires in {int(days)} day{'s' if int(days) != 1 else ''}"
+
+
+def _query() -> Select[Any]:
+    m, h, s = MAILBOX.c, HEALTH.c, MONITOR.c
+    return (
+        select(
+            m.id,
+            m.name,
+            m.host,
+            m.status,
+            m.oauth_enabled,
+            m.oauth_provider,
+            m.check_interval,
+            m.client_secret_expires,
+            h.last_check_at,
+            h.last_ok,
+            h.last_message,
+            h.consecutive_failures,
+            s.next_check_at,
+            s.pause_level,
+            s.paused_until,
+            s.pause_reason,
+            s.backoff_level,
+            s.snoozed_until,
+            s.window_start,
+            s.window_end,
+            s.window_tz,
+            s.alert_open,
+            s.cert_not_after,
+            s.cert_issuer,
+        )
+        .select_from(
+            MAILBOX.outerjoin(HEALTH, h.mailbox_id == m.id).outerjoin(MONITOR, s.mailbox_id == m.id)
+        )
+        .order_by(m.id)
+    )
+
+
+def statuses(session: Session, *, ids: Sequence[int] | None = None) -> list[MonitorStatus]:
+    """Every mailbox's status (or those of ``ids``), by ID."""
+    query = _query()
+    if ids is not None:
+        query = query.where(MAILBOX.c.id.in_(list(ids)))
+    return [_status(dict(row._mapping)) for row in session.connection().execute(query)]
+
+
+def provider(oauth_enabled: bool, oauth_provider: str | None) -> str:
+    """The sign-in a metric labels a mailbox with: password, Gmail, Office365 or Unknown."""
+    return (oauth_provider or "Unknown") if oauth_enabled else "password"
+
+
+def counts(session: Session, *, now: datetime) -> dict[tuple[str, str], int]:
+    """Mailboxes per (state, provider), in one grouped query."""
+    m, h, s = MAILBOX.c, HEALTH.c, MONITOR.c
+    paused = and_(s.pause_level > 0, s.paused_until > now)
+    query = (
+        select(m.status, m.oauth_enabled, m.oauth_provider, h.last_ok, paused, func.count())
+        .select_from(
+            MAILBOX.outerjoin(HEALTH, h.mailbox_id == m.id).outerjoin(MONITOR, s.mailbox_id == m.id)
+        )
+        .group_by(m.status, m.oauth_enabled, m.oauth_provider, h.last_ok, paused)
+    )
+    found: dict[tuple[str, str], int] = {}
+    for status, oauth, name, last_ok, is_paused, number in session.connection().execute(query):
+        if status != "Active":
+            state = "inactive"
+        elif is_paused:
+            state = "paused"
+        elif last_ok is None:
+            state = "never_checked"
+        else:
+            state = "healthy" if last_ok else "failing"
+        key = (state, provider(bool(oauth), name))
+        found[key] = found.get(key, 0) + int(number)
+    return found
+
+
+def _status(row: dict[str, Any]) -> MonitorStatus:
+    def at(name: str) -> datetime | None:
+        value = row[name]
+        return None if value is None else rules.aware(value)
+
+    window = None
+    if row["window_start"] and row["window_end"]:
+        window = f"{row['window_start']}–{row['window_end']} {row['window_tz'] or 'UTC'}"
+    return MonitorStatus(
+        mailbox_id=row["id"],
+        name=row["name"],
+        host=row["host"],
+        active=row["status"] == "Active",
+        provider=provider(bool(row["oauth_enabled"]), row["oauth_provider"]),
+        check_interval=row["check_interval"],
+        last_check_at=at("last_check_at"),
+        last_ok=row["last_ok"],
+        last_message=row["last_message"] or "",
+        consecutive_failures=row["consecutive_failures"] or 0,
+        next_check_at=at("next_check_at"),
+        pause_level=row["pause_level"] or 0,
+        paused_until=at("paused_until"),
+        pause_reason=row["pause_reason"],
+        backoff_level=row["backoff_level"] or 0,
+        snoozed_until=at("snoozed_until"),
+        window=window,
+        alert_open=bool(row["alert_open"]),
+        cert_not_after=at("cert_not_after"),
+        cert_issuer=row["cert_issuer"],
+        secret_expires=row["client_secret_expires"],
+    )
