@@ -15,9 +15,11 @@ from sqlmodel import Session
 from mailbox_core import repository
 from mailbox_core.checks import MailboxChecker
 from mailbox_core.config import Settings
+from mailbox_core.connect import ConnectService
 from mailbox_core.db import describe, init_db, make_engine
 from mailbox_core.errors import ConfigurationError, MailboxCoreError, StorageError
 from mailbox_core.monitoring import Monitor
+from mailbox_core.oauth import TokenClient, operator_apps
 from mailbox_core.service import MailboxService
 
 
@@ -28,6 +30,7 @@ class Services:
     mailboxes: MailboxService
     checker: MailboxChecker
     monitor: Monitor
+    connect: ConnectService
 
 
 def open_services(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> Services:
@@ -45,9 +48,13 @@ def open_services(settings: Settings, *, clock: Callable[[], datetime] | None = 
         engine.dispose()  # the app retries on every rerun: leave no pool behind
         raise
     monitor = Monitor(engine, settings.monitor, clock=clock)
-    mailboxes = MailboxService(engine, box, monitor)
-    checker = MailboxChecker(mailboxes, settings.checks, monitor=monitor)
-    return Services(mailboxes=mailboxes, checker=checker, monitor=monitor)
+    mailboxes = MailboxService(engine, box, monitor, operator_apps=operator_apps(settings.checks))
+    tokens = TokenClient.from_settings(settings.checks)  # one token cache for both
+    connect = ConnectService(engine, box, settings.connect, tokens)
+    checker = MailboxChecker(
+        mailboxes, settings.checks, monitor=monitor, tokens=tokens, connect=connect
+    )
+    return Services(mailboxes=mailboxes, checker=checker, monitor=monitor, connect=connect)
 
 
 def _refuse_new_key(engine: Engine, key_file: Path) -> None:

@@ -11,12 +11,18 @@ from typing import Any
 
 from mailbox_core.access import Actor, Permission
 from mailbox_core.config import CheckSettings
-from mailbox_core.errors import MailboxCoreError, SecretDecryptionError, StoredSecretRefused
+from mailbox_core.connect import ConnectService
+from mailbox_core.errors import (
+    ConfigurationError,
+    MailboxCoreError,
+    SecretDecryptionError,
+    StoredSecretRefused,
+)
 from mailbox_core.models import MailboxCheck
 from mailbox_core.monitoring import CheckRecord, Monitor, Origin
 from mailbox_core.monitoring.budget import Gate
 from mailbox_core.monitoring.rules import Fault, fault_of
-from mailbox_core.oauth import TokenClient, TokenRequest
+from mailbox_core.oauth import TokenClient, TokenRequest, operator_apps
 from mailbox_core.probe import (
     Connector,
     ProbeResult,
@@ -46,6 +52,8 @@ Progress = Callable[[int, int, MailboxPublic, ProbeResult], None]
 Loaded = list[tuple[MailboxPublic, Credentials | SecretDecryptionError]]
 #: Recorded in batches: this many results, or this many seconds after the first waiting one.
 RECORD_BATCH, RECORD_EVERY = 100, 2.0
+#: Keeps a refresh token the provider rotated (given the new one).
+Rotation = Callable[[str], None]
 
 
 class MailboxChecker:
@@ -59,25 +67,30 @@ class MailboxChecker:
         tokens: TokenClient | None = None,
         connector: Connector = default_connector,
         monitor: Monitor | None = None,
+        connect: ConnectService | None = None,
     ) -> None:
         self.mailboxes = mailboxes
         self.monitor = monitor or mailboxes.monitor
         #: Called with every result (the metrics count them); never with secrets.
         self.observer: Callable[[ProbeResult], None] | None = None
         self.settings = settings or CheckSettings()
-        self.tokens = tokens or TokenClient(
-            google_token_url=self.settings.google_token_url,
-            microsoft_authority=self.settings.microsoft_authority,
-            timeout=self.settings.timeout,
-        )
+        self.tokens = tokens or TokenClient.from_settings(self.settings)
         self.connector = connector
+        self.connect = connect
+        self.operator_apps = operator_apps(self.settings)
 
-    def test_values(self, values: Mapping[str, Any], *, actor: Actor) -> ProbeResult:
-        """Test the unsaved form; raises ValidationFailed when the values are invalid."""
+    def test_values(
+        self, values: Mapping[str, Any], *, actor: Actor, connected: str | None = None
+    ) -> ProbeResult:
+        """Test the unsaved form; raises ValidationFailed when the values are invalid.
+
+        ``connected``: the form's Connect account reference (its held token is used).
+        """
         actor.require(Permission.TEST)
-        create = parse_create(values)
+        values, rotation = self._with_held(values, connected, actor)
+        create = parse_create(values, self.operator_apps)
         credentials = Credentials(**{f: _plain(getattr(create, f)) for f in SECRET_FIELDS})
-        return self._probe(self._target(create, credentials, mailbox_id=None))
+        return self._probe(self._target(create, credentials, rotation))
 
     def test_edit(
         self,
@@ -86,15 +99,17 @@ class MailboxChecker:
         clear: frozenset[str] | set[str] = frozenset(),
         *,
         actor: Actor,
+        connected: str | None = None,
     ) -> ProbeResult:
         """Test unsaved edits of a saved mailbox: blank secrets use the stored ones.
 
         A stored secret is used only while the destination it was saved for is
         unchanged; otherwise StoredSecretRefused asks for it to be typed again, and
         nothing is sent. Nothing is saved or recorded; raises ValidationFailed for
-        invalid values.
+        invalid values. ``connected``: as for ``test_values``.
         """
         actor.require(Permission.TEST)
+        values, held_rotation = self._with_held(values, connected, actor)
         [(saved, stored)] = self.mailboxes.mailboxes_for_check([mailbox_id])
         if isinstance(stored, MailboxCoreError):
             return _failed(
@@ -104,7 +119,7 @@ class MailboxChecker:
                 "the configured keys; type them again to test.",
             )
         kept = {f for f in SECRET_FIELDS if getattr(stored, f)} - set(clear)
-        edit = parse_update(values, kept)
+        edit = parse_update(values, kept, self.operator_apps)
         used = secrets_used(edit)
         kept_and_used = [f for f in used if f in edit.kept_secrets]
         changed = changed_destination(saved, edit)
@@ -114,10 +129,10 @@ class MailboxChecker:
             **{f: _secret_for(f, edit, stored) if f in used else None for f in SECRET_FIELDS}
         )
         # A provider may rotate the refresh token it was given: store the rotation only
-        # when that token was the stored one.
+        # when that token was the stored one (or the one the form connected).
         keeps_token = "refresh_token" in edit.kept_secrets
-        target = self._target(edit, credentials, mailbox_id=mailbox_id if keeps_token else None)
-        return self._probe(target)
+        rotation = self._stored_rotation(mailbox_id, credentials) if keeps_token else held_rotation
+        return self._probe(self._target(edit, credentials, rotation))
 
     def check_mailbox(self, mailbox_id: int, *, actor: Actor) -> ProbeResult:
         """Test a saved mailbox and record the result.
@@ -315,7 +330,8 @@ class MailboxChecker:
                 str(credentials),
                 "The secrets of this mailbox cannot be read with the configured keys.",
             )
-        return self._probe(self._target(mailbox, credentials, mailbox_id=mailbox.id), admit)
+        rotation = self._stored_rotation(mailbox.id, credentials)
+        return self._probe(self._target(mailbox, credentials, rotation), admit)
 
     def _probe(
         self, target: ProbeTarget, admit: Callable[[float], str] | None = None
@@ -329,11 +345,29 @@ class MailboxChecker:
             admit=admit,
         )
 
+    def _with_held(
+        self, values: Mapping[str, Any], connected: str | None, actor: Actor
+    ) -> tuple[Mapping[str, Any], Rotation | None]:
+        if not connected:
+            return values, None
+        if self.connect is None:
+            raise ConfigurationError("Connect account is not set up for this checker.")
+        return self.connect.held_values(values, form=connected, actor=actor)
+
+    def _stored_rotation(self, mailbox_id: int, credentials: Credentials) -> Rotation | None:
+        replaces = credentials.refresh_token
+        if replaces is None:
+            return None
+        return lambda new: self._store_rotated(mailbox_id, new, replaces)
+
+    def _store_rotated(self, mailbox_id: int, new: str, replaces: str) -> None:
+        self.mailboxes.replace_refresh_token(mailbox_id, new, replaces=replaces)
+
     def _target(
         self,
         mailbox: MailboxCreate | MailboxPublic,
         credentials: Credentials,
-        mailbox_id: int | None,
+        rotation: Rotation | None,
     ) -> ProbeTarget:
         token_source = None
         label = ""
@@ -348,8 +382,9 @@ class MailboxChecker:
                 client_secret=credentials.client_secret,
                 refresh_token=credentials.refresh_token,
                 password=credentials.password,
+                mailbox_type=mailbox.mailbox_type,
             )
-            token_source = self._token_source(request, mailbox_id)
+            token_source = self._token_source(request, rotation)
             label = f"{provider.value} XOAUTH2"
         return ProbeTarget(
             mailbox_type=mailbox.mailbox_type,
@@ -365,15 +400,9 @@ class MailboxChecker:
             oauth_label=label,
         )
 
-    def _token_source(self, request: TokenRequest, mailbox_id: int | None) -> Callable[[], str]:
-        def rotated(new_token: str) -> None:
-            if mailbox_id is not None and request.refresh_token is not None:
-                self.mailboxes.replace_refresh_token(
-                    mailbox_id, new_token, replaces=request.refresh_token
-                )
-
+    def _token_source(self, request: TokenRequest, rotation: Rotation | None) -> Callable[[], str]:
         def fetch() -> str:
-            return self.tokens.access_token(request, on_new_refresh_token=rotated)
+            return self.tokens.access_token(request, on_new_refresh_token=rotation)
 
         return fetch
 

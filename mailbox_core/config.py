@@ -30,7 +30,33 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "MAILBOX_GOOGLE_TOKEN_URL": ("https://oauth2.googleapis.com/token", "Google token endpoint"),
     "MAILBOX_MICROSOFT_AUTHORITY": (
         "https://login.microsoftonline.com",
-        "Microsoft identity platform authority (sovereign clouds differ)",
+        "Microsoft identity platform authority (sovereign clouds differ); its "
+        "<tenant>/oauth2/v2.0/token and …/authorize are the token and consent pages",
+    ),
+    "MAILBOX_GOOGLE_AUTHORIZE_URL": (
+        "https://accounts.google.com/o/oauth2/v2/auth",
+        "Google authorization endpoint: the consent page of Connect account",
+    ),
+    "MAILBOX_GOOGLE_CLIENT_ID": (
+        "",
+        "the operator's Google OAuth client: used by Gmail mailboxes whose Client ID is blank",
+    ),
+    "MAILBOX_GOOGLE_CLIENT_SECRET": ("", "the client secret of MAILBOX_GOOGLE_CLIENT_ID"),
+    "MAILBOX_MICROSOFT_CLIENT_ID": (
+        "",
+        "the operator's Entra ID app: used by Office365 Connect account (delegated) "
+        "mailboxes whose Client ID is blank",
+    ),
+    "MAILBOX_MICROSOFT_CLIENT_SECRET": (
+        "",
+        "the client secret of MAILBOX_MICROSOFT_CLIENT_ID (unset: a public client)",
+    ),
+    "MAILBOX_PUBLIC_URL": (
+        "",
+        "the address people open the app at, path prefix included, e.g. "
+        "https://mbx.corp.example/mbx: alerts link to it, and Connect account returns to it "
+        "+ /connect_callback (unset: [auth] redirect_uri without /oauth2callback in hosted "
+        "mode, http://localhost:<port> in local mode; alerts then carry no link)",
     ),
     "MAILBOX_EGRESS": (
         "",
@@ -83,10 +109,6 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "",
         "URL that receives alerts as Slack/Teams-compatible JSON (POST)",
     ),
-    "MAILBOX_PUBLIC_URL": (
-        "",
-        "the app's URL as people open it, for links in alerts, e.g. https://mbx.corp.example/mbx",
-    ),
     "MAILBOX_HEARTBEAT_URL": (
         "",
         "URL requested (GET) after every scheduled sweep, for an outside monitor",
@@ -99,8 +121,23 @@ SETTINGS: dict[str, tuple[str, str]] = {
 
 
 @dataclass(frozen=True)
+class OAuthApp:
+    """An OAuth client the operator registered for every mailbox of one provider."""
+
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+
+    def __bool__(self) -> bool:
+        return bool(self.client_id)
+
+
+#: No operator app configured.
+NO_APP = OAuthApp()
+
+
+@dataclass(frozen=True)
 class CheckSettings:
-    """How connection tests run."""
+    """How connection tests run, and where their access tokens come from."""
 
     timeout: float = 10.0
     concurrency: int = 128
@@ -108,6 +145,36 @@ class CheckSettings:
     google_token_url: str = "https://oauth2.googleapis.com/token"
     microsoft_authority: str = "https://login.microsoftonline.com"
     egress: EgressPolicy = UNGUARDED
+    google_app: OAuthApp = NO_APP
+    microsoft_app: OAuthApp = NO_APP
+
+
+#: Where the provider sends the browser back: the page pages/connect_callback.py.
+CONNECT_CALLBACK_PATH = "connect_callback"
+#: Local mode's address: Google and Microsoft accept http://localhost redirect URIs.
+LOCAL_PUBLIC_URL = "http://localhost:{port}"
+
+
+@dataclass(frozen=True)
+class ConnectSettings:
+    """Connect account: the consent pages, and the app's own address to come back to."""
+
+    google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    #: The app's public address; may hold "{port}" (as Streamlit's [auth] redirect_uri
+    #: may); empty in hosted mode when nothing says it.
+    public_url: str = LOCAL_PUBLIC_URL
+
+    def redirect_uri(self, port: int, base_path: str = "") -> str:
+        """The callback URL to register with the provider, for a server on ``port``."""
+        if not self.public_url:
+            raise ConfigurationError(
+                "Connect account needs the app's public address: set MAILBOX_PUBLIC_URL "
+                "(e.g. https://mbx.corp.example/mbx)."
+            )
+        base = self.public_url.replace("{port}", str(port)).rstrip("/")
+        if self.public_url == LOCAL_PUBLIC_URL and base_path.strip("/"):
+            base += "/" + base_path.strip("/")
+        return f"{base}/{CONNECT_CALLBACK_PATH}"
 
 
 @dataclass(frozen=True)
@@ -137,6 +204,7 @@ class Settings:
     data_dir: Path
     checks: CheckSettings = CheckSettings()
     monitor: MonitorSettings = MonitorSettings()
+    connect: ConnectSettings = ConnectSettings()
     #: Hosted mode: Streamlit's [auth] is configured, so every page needs sign-in.
     sign_in: bool = False
 
@@ -207,6 +275,18 @@ def load_settings(
             egress=EgressPolicy.parse(
                 value("MAILBOX_EGRESS") or default_egress.value, value("MAILBOX_EGRESS_ALLOW")
             ),
+            google_app=OAuthApp(
+                value("MAILBOX_GOOGLE_CLIENT_ID").strip(),
+                value("MAILBOX_GOOGLE_CLIENT_SECRET"),
+            ),
+            microsoft_app=OAuthApp(
+                value("MAILBOX_MICROSOFT_CLIENT_ID").strip(),
+                value("MAILBOX_MICROSOFT_CLIENT_SECRET"),
+            ),
+        ),
+        connect=ConnectSettings(
+            google_authorize_url=value("MAILBOX_GOOGLE_AUTHORIZE_URL"),
+            public_url=value("MAILBOX_PUBLIC_URL").strip() or _default_public_url(secrets),
         ),
         monitor=_monitor_settings(value, timeout),
     )
@@ -251,6 +331,15 @@ def _whole(value: Callable[[str], str], name: str, low: int, high: int) -> int:
     if number != int(number):
         raise ConfigurationError(f"{name} must be a whole number, not {value(name)!r}.")
     return int(number)
+
+
+def _default_public_url(secrets: Mapping[str, Any]) -> str:
+    """Hosted: Streamlit's [auth] redirect_uri names the public address; local: localhost."""
+    auth = secrets.get("auth") or {}
+    if not auth:
+        return LOCAL_PUBLIC_URL
+    redirect = str(auth.get("redirect_uri") or "").strip()
+    return redirect.removesuffix("/oauth2callback") if redirect.endswith("/oauth2callback") else ""
 
 
 def read_secrets_file(

@@ -14,6 +14,7 @@ catches that one class and shows ``str(exc)``; anything else is a bug.
     ├── AccessDenied              (access.py) the acting user's role does not allow this
     ├── EgressRefused             (egress.py) a connection test aimed where the policy forbids
     ├── TokenError                (oauth.py) no access token could be obtained; carries a hint
+    ├── ConnectRefused            (connect.py) a callback that is not this user's live consent
     ├── ImportFileError           (transfer.py) an import file that cannot be read at all
     └── ImportFailed              (transfer.py) import rows break rules; nothing was written
 

@@ -178,3 +178,40 @@ class SigninAttempt(SQLModel, table=True):
     mailbox_id: int = Field(index=True)
     at: datetime = Field(index=True)
     pending: bool = False
+
+
+class PendingConsent(SQLModel, table=True):
+    """One Connect account consent: started by a user, finished once at the callback.
+
+    The state is kept only as its SHA-256 (it is looked up, never read back); the PKCE
+    verifier, a client secret typed in the form and the refresh token that waits for its
+    form to be saved are Fernet tokens like every secret. The access token is not kept.
+    """
+
+    __tablename__ = "connect_consent"
+
+    id: int | None = Field(default=None, primary_key=True)
+    state_hash: str = Field(max_length=64, unique=True, index=True)
+    nonce_hash: str = Field(max_length=64)
+    verifier_encrypted: str | None = None
+    client_secret_encrypted: str | None = None
+    # Who started it: only the same user may finish it, or use what it connected.
+    actor: str = Field(max_length=254)
+    actor_subject: str | None = Field(default=None, max_length=254)
+    # Which form: a random reference the form keeps, and the mailbox it edits (if saved).
+    form: str = Field(max_length=64, index=True)
+    mailbox_id: int | None = None
+    provider: str = Field(max_length=20)
+    mailbox_type: str = Field(max_length=10)
+    account: str = Field(max_length=254)
+    client_id: str | None = Field(default=None, max_length=255)
+    tenant_id: str | None = Field(default=None, max_length=255)
+    scope: str = Field(max_length=500)
+    redirect_uri: str = Field(max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    used: bool = False
+    finished_at: datetime | None = None
+    connected_account: str | None = Field(default=None, max_length=254)
+    refresh_token_encrypted: str | None = None
+    error: str | None = Field(default=None, max_length=500)
+    hint: str | None = Field(default=None, max_length=500)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
 
@@ -15,6 +16,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    delete,
     insert,
     not_,
     or_,
@@ -27,7 +29,7 @@ from sqlalchemy.sql.elements import KeyedColumnElement
 from sqlmodel import Session, SQLModel, col, func, select
 
 from mailbox_core.errors import StorageError
-from mailbox_core.models import AuditEvent, Mailbox, MailboxCheck, MailboxHealth
+from mailbox_core.models import AuditEvent, Mailbox, MailboxCheck, MailboxHealth, PendingConsent
 
 
 def name_key(name: str) -> str:
@@ -298,3 +300,71 @@ def count_mailboxes_with_secrets(session: Session) -> int:
     stored = [c.is_not(None) for c in _MAILBOX.columns if c.name.endswith("_encrypted")]
     query = select(func.count()).select_from(Mailbox).where(or_(*stored))
     return session.exec(query).one()
+
+
+# ---------------------------------------------------------------- Connect account consents
+
+
+def add_consent(session: Session, *, consent: PendingConsent) -> PendingConsent:
+    session.add(consent)
+    session.flush()
+    return consent
+
+
+def consent_by_state(session: Session, *, state_hash: str) -> PendingConsent | None:
+    query = select(PendingConsent).where(PendingConsent.state_hash == state_hash)
+    return session.exec(query).first()
+
+
+def claim_consent(session: Session, *, consent_id: int) -> bool:
+    """Mark a consent used if nobody did yet, in one statement: a replayed state loses."""
+    statement = (
+        update(PendingConsent)
+        .where(col(PendingConsent.id) == consent_id, col(PendingConsent.used).is_(False))
+        .values(used=True)
+    )
+    return session.connection().execute(statement).rowcount == 1
+
+
+def latest_consent(
+    session: Session, *, form: str, actor: str, subject: str | None
+) -> PendingConsent | None:
+    """The newest consent this user started from this form."""
+    query = (
+        select(PendingConsent)
+        .where(PendingConsent.form == form, PendingConsent.actor == actor)
+        .where(
+            col(PendingConsent.actor_subject).is_(None)
+            if subject is None
+            else PendingConsent.actor_subject == subject
+        )
+        .order_by(col(PendingConsent.created_at).desc(), col(PendingConsent.id).desc())
+    )
+    return session.exec(query.limit(1)).first()
+
+
+def delete_consents(session: Session, *, form: str, actor: str) -> None:
+    """Forget every consent (and any refresh token it holds) of one user's form."""
+    statement = delete(PendingConsent).where(
+        col(PendingConsent.form) == form, col(PendingConsent.actor) == actor
+    )
+    session.connection().execute(statement)
+
+
+def purge_consents(session: Session, *, before: datetime) -> None:
+    """Delete consents started before ``before``, with whatever they still hold."""
+    statement = delete(PendingConsent).where(col(PendingConsent.created_at) < before)
+    session.connection().execute(statement)
+
+
+def swap_held_token(session: Session, *, consent_id: int, expected: str, token: str) -> bool:
+    """Replace a held (encrypted) refresh token if it is still ``expected``."""
+    statement = (
+        update(PendingConsent)
+        .where(
+            col(PendingConsent.id) == consent_id,
+            col(PendingConsent.refresh_token_encrypted) == expected,
+        )
+        .values(refresh_token_encrypted=token)
+    )
+    return session.connection().execute(statement).rowcount == 1

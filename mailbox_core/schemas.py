@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -56,6 +56,9 @@ class OAuthProvider(StrEnum):
 class AuthMethod(StrEnum):
     PASSWORD = "API Username/Password"
     CLIENT_SECRET = "Client Secret"
+    #: Authorization code flow through Microsoft's consent page (Connect account); the
+    #: refresh token it returns signs in, the way Microsoft recommends for IMAP and POP.
+    DELEGATED = "Connect account (delegated)"
 
 
 #: Field -> label people see, in form order. Tests and pages look fields up by label.
@@ -143,7 +146,7 @@ _FIELD_HINTS: dict[str, str] = {
     "comments": "enter at most 2000 characters of text",
     "oauth_enabled": "choose Yes or No",
     "oauth_provider": "choose Unknown, Gmail or Office365",
-    "auth_method": "choose API Username/Password or Client Secret",
+    "auth_method": "choose API Username/Password, Client Secret or Connect account (delegated)",
     "client_id": "enter the client ID as text of at most 255 characters",
     "tenant_id": "enter a GUID or a domain such as contoso.onmicrosoft.com",
     "client_secret": "enter the client secret as text of at most 4096 characters",
@@ -494,6 +497,8 @@ def _provider_fields(values: Mapping[str, Any]) -> list[str]:
         fields = ["auth_method", "client_id", "tenant_id"]
         if _matches(values.get("auth_method"), AuthMethod.CLIENT_SECRET):
             fields.append("client_secret")
+        if _matches(values.get("auth_method"), AuthMethod.DELEGATED):
+            fields += ["client_secret", "refresh_token"]
         return fields
     return []
 
@@ -506,12 +511,22 @@ def needs_password(values: Mapping[str, Any]) -> bool:
     if _matches(provider, OAuthProvider.GMAIL):
         return False
     if _matches(provider, OAuthProvider.OFFICE365):
-        return not _matches(values.get("auth_method"), AuthMethod.CLIENT_SECRET)
+        method = values.get("auth_method")
+        return not (
+            _matches(method, AuthMethod.CLIENT_SECRET) or _matches(method, AuthMethod.DELEGATED)
+        )
     return True
 
 
-def required_fields(values: Mapping[str, Any]) -> list[str]:
-    """Fields that must be filled for the chosen sign-in."""
+def required_fields(
+    values: Mapping[str, Any], operator_apps: Collection[OAuthProvider] = ()
+) -> list[str]:
+    """Fields that must be filled for the chosen sign-in.
+
+    ``operator_apps``: providers for which the operator configured a default OAuth app
+    (MAILBOX_GOOGLE_CLIENT_ID, MAILBOX_MICROSOFT_CLIENT_ID). There a blank Client ID
+    means "the operator's app", whose Client Secret the operator holds too.
+    """
     required = ["name", "mailbox_type", "host", "port", "account"]
     if needs_password(values):
         required.append("password")
@@ -526,9 +541,28 @@ def required_fields(values: Mapping[str, Any]) -> list[str]:
         "password",
         "check_interval",
         "client_secret_expires",
+        *_optional_client_fields(values, operator_apps),
     }
     required += [f for f in visible_fields(values) if f not in optional and f not in required]
     return required
+
+
+def _optional_client_fields(
+    values: Mapping[str, Any], operator_apps: Collection[OAuthProvider]
+) -> set[str]:
+    provider = values.get("oauth_provider")
+    delegated = _matches(provider, OAuthProvider.OFFICE365) and _matches(
+        values.get("auth_method"), AuthMethod.DELEGATED
+    )
+    optional = {"client_secret"} if delegated else set()  # a public client has none
+    if not (delegated or _matches(provider, OAuthProvider.GMAIL)):
+        return optional
+    if (
+        any(_matches(provider, app) for app in operator_apps)
+        and _blank_to_none(values.get("client_id")) is None
+    ):
+        optional |= {"client_id", "client_secret"}
+    return optional
 
 
 def _matches(value: Any, member: StrEnum) -> bool:
@@ -653,8 +687,9 @@ class MailboxCreate(MailboxBase):
 
     @model_validator(mode="after")
     def _cross_field_rules(self, info: ValidationInfo) -> Self:
-        kept = _kept(info)
-        problems = missing_fields(self.model_dump(), present=kept) + self._consistency_problems()
+        kept, apps = _kept(info), _operator_apps(info)
+        problems = missing_fields(self.model_dump(), apps, present=kept)
+        problems += self._consistency_problems()
         if problems:
             raise CrossFieldProblems(problems)
         return self
@@ -695,15 +730,23 @@ def _kept(info: ValidationInfo) -> frozenset[str]:
     return frozenset(context.get("kept", ()))
 
 
+def _operator_apps(info: ValidationInfo) -> tuple[OAuthProvider, ...]:
+    """Providers with an operator app (see ``required_fields``)."""
+    context = info.context if isinstance(info.context, Mapping) else {}
+    return tuple(context.get("operator_apps", ()))
+
+
 def missing_fields(
-    values: Mapping[str, Any], present: frozenset[str] = frozenset()
+    values: Mapping[str, Any],
+    operator_apps: Collection[OAuthProvider] = (),
+    present: frozenset[str] = frozenset(),
 ) -> list[FieldError]:
     """A 'required' problem for each field the chosen sign-in needs and lacks.
 
     ``present``: fields that count as filled although blank (stored secrets an edit keeps).
     """
     problems = []
-    for field in required_fields(values):
+    for field in required_fields(values, operator_apps):
         if field not in present and _blank_to_none(values.get(field)) is None:
             problems.append(_error(field, _required_message(field, values)))
     return problems
@@ -791,13 +834,17 @@ class MailboxUpdate(MailboxCreate):
         return self._kept
 
 
-def parse_update(raw: Mapping[str, Any], stored: set[str] | frozenset[str]) -> MailboxUpdate:
+def parse_update(
+    raw: Mapping[str, Any],
+    stored: set[str] | frozenset[str],
+    operator_apps: Collection[OAuthProvider] = (),
+) -> MailboxUpdate:
     """Validate an edit: a blank secret that is stored counts as present and is kept."""
     values = dict(raw)
     blank = frozenset(f for f in stored if _secret_blank_to_none(values.get(f)) is None)
     for field in blank:
         values.pop(field, None)
-    update = _parse(MailboxUpdate, values, kept=blank)
+    update = _parse(MailboxUpdate, values, kept=blank, operator_apps=operator_apps)
     shown = set(visible_fields({f: _form_value(getattr(update, f)) for f in SETTING_FIELDS}))
     update._kept = frozenset(blank & shown)
     return update
@@ -828,24 +875,35 @@ def secrets_used(mailbox: MailboxBase) -> list[str]:
 # ---------------------------------------------------------------- entry point
 
 
-def parse_create(raw: Mapping[str, Any]) -> MailboxCreate:
-    """Validate form or import values; raise ValidationFailed naming every bad field."""
-    return _parse(MailboxCreate, raw)
+def parse_create(
+    raw: Mapping[str, Any], operator_apps: Collection[OAuthProvider] = ()
+) -> MailboxCreate:
+    """Validate form or import values; raise ValidationFailed naming every bad field.
+
+    ``operator_apps``: see ``required_fields``.
+    """
+    return _parse(MailboxCreate, raw, operator_apps=operator_apps)
 
 
 _M = TypeVar("_M", bound=MailboxCreate)
 
 
-def _parse(model: type[_M], raw: Mapping[str, Any], kept: frozenset[str] = frozenset()) -> _M:
+def _parse(
+    model: type[_M],
+    raw: Mapping[str, Any],
+    kept: frozenset[str] = frozenset(),
+    operator_apps: Collection[OAuthProvider] = (),
+) -> _M:
     try:
-        return model.model_validate(dict(raw), context={"kept": kept})
+        context = {"kept": kept, "operator_apps": tuple(operator_apps)}
+        return model.model_validate(dict(raw), context=context)
     except ValidationError as exc:
         errors = _field_errors(exc)
     if not isinstance(raw, Mapping):
         raise ValidationFailed(errors)
     failing = {e.field for e in errors}
     # Field errors stop pydantic before the cross-field rules; report those too.
-    missing = missing_fields(normalise_input(raw), present=kept)
+    missing = missing_fields(normalise_input(raw), operator_apps, present=kept)
     errors += [e for e in missing if e.field not in failing]
     raise ValidationFailed(sorted(errors, key=_form_position))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session
 
-from mailbox_core import repository
+from mailbox_core import connect, repository
 from mailbox_core.access import Actor, Permission
 from mailbox_core.crypto import SecretBox, UndecryptableSecret
 from mailbox_core.db import describe
@@ -40,6 +40,7 @@ from mailbox_core.schemas import (
     MailboxCreate,
     MailboxPublic,
     MailboxUpdate,
+    OAuthProvider,
     Status,
     changed_destination,
     parse_create,
@@ -67,19 +68,41 @@ class Credentials:
 class MailboxService:
     """Mailbox use cases over one engine and one secret box."""
 
-    def __init__(self, engine: Engine, box: SecretBox, monitor: Monitor | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        box: SecretBox,
+        monitor: Monitor | None = None,
+        *,
+        operator_apps: Collection[OAuthProvider] = (),
+    ) -> None:
         self._engine = engine
         self._box = box
         #: Scheduled checks, alerts and the never-harm rules (mailbox_core/monitoring/).
         self.monitor = monitor or Monitor(engine)
+        #: Providers with an operator app (see schemas.required_fields).
+        self.operator_apps = frozenset(operator_apps)
 
     def create_mailbox(
-        self, data: Mapping[str, Any] | MailboxCreate, *, actor: Actor
+        self,
+        data: Mapping[str, Any] | MailboxCreate,
+        *,
+        actor: Actor,
+        connected: str | None = None,
     ) -> MailboxPublic:
-        """Validate, encrypt the secrets and save a new mailbox; returns it with its ID."""
+        """Validate, encrypt the secrets and save a new mailbox; returns it with its ID.
+
+        ``connected``: the form's Connect account reference; the refresh token its consent
+        holds becomes the mailbox's (connect.HeldToken.apply), and the consent goes.
+        """
         actor.require(Permission.CREATE)
-        create = data if isinstance(data, MailboxCreate) else parse_create(data)
         with self._session() as session:
+            held = self._held(session, connected, actor)
+            if held is not None and not isinstance(data, MailboxCreate):
+                data = held.apply(data)
+            create = (
+                data if isinstance(data, MailboxCreate) else parse_create(data, self.operator_apps)
+            )
             if repository.name_taken(session, name=create.name):
                 raise _duplicate(create.name)
             row = self._new_row(create)
@@ -92,6 +115,7 @@ class MailboxService:
                 }
                 changes.update({f: "set" for f in SECRET_FIELDS if getattr(create, f)})
                 repository.add_audit(session, event=_event("created", row, actor, changes))
+                self._connected(session, row, create, held, connected, actor)
                 session.commit()
             except IntegrityError as exc:  # a concurrent save took the name first
                 raise _duplicate(create.name) from exc
@@ -107,21 +131,26 @@ class MailboxService:
         clear: frozenset[str] | set[str] = frozenset(),
         keep_secrets_for_new_destination: bool = False,
         actor: Actor,
+        connected: str | None = None,
     ) -> MailboxPublic:
         """Save an edit made on version ``expected_version``; refuse if it moved on.
 
         A blank secret keeps the stored one, a typed one replaces it, a field in ``clear``
         removes it; secrets of fields that no longer apply are removed. Keeping a stored
         secret while the destination changes (Host, Port, …) needs
-        ``keep_secrets_for_new_destination``, else StoredSecretRefused.
+        ``keep_secrets_for_new_destination``, else StoredSecretRefused. ``connected``: as
+        for ``create_mailbox`` (a connected token counts as typed).
         """
         actor.require(Permission.EDIT)
         with self._session() as session:
             row = self._row(session, mailbox_id)
             if row.version != expected_version:
                 raise ConcurrentEditError(mailbox_id, row.updated_at)
+            held = self._held(session, connected, actor)
+            if held is not None:
+                data = held.apply(data)
             stored = {f for f in SECRET_FIELDS if getattr(row, f"{f}_encrypted")} - set(clear)
-            update = parse_update(data, stored)
+            update = parse_update(data, stored, self.operator_apps)
             if repository.name_taken(session, name=update.name, exclude_id=mailbox_id):
                 raise _duplicate(update.name)
             moved = _moved_secrets(row, update)
@@ -135,6 +164,7 @@ class MailboxService:
             session.add(row)
             repository.add_audit(session, event=_event("updated", row, actor, changes))
             self.monitor.settings_changed(session, mailbox_id)  # ends a pause: due at once
+            self._connected(session, row, update, held, connected, actor)
             try:
                 session.commit()
             except StaleDataError as exc:
@@ -383,7 +413,32 @@ class MailboxService:
 
     def _plan_import(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> ImportPlan:
         taken = {repository.name_key(m.name) for m in repository.list_mailboxes(session)}
-        return plan_import(rows, taken)
+        return plan_import(rows, taken, self.operator_apps)
+
+    def _held(
+        self, session: Session, connected: str | None, actor: Actor
+    ) -> connect.HeldToken | None:
+        if not connected:
+            return None
+        return connect.take_held(session, self._box, form=connected, actor=actor)
+
+    def _connected(
+        self,
+        session: Session,
+        row: Mailbox,
+        saved: MailboxCreate,
+        held: connect.HeldToken | None,
+        connected: str | None,
+        actor: Actor,
+    ) -> None:
+        """Record "account connected" when the held token was saved; the form's consents go."""
+        token = saved.refresh_token.get_secret_value() if saved.refresh_token else None
+        if held is not None and token == held.token:
+            repository.add_audit(
+                session, event=_event("account connected", row, actor, held.audit())
+            )
+        if connected:
+            repository.delete_consents(session, form=connected, actor=actor.name)
 
     def _credentials(self, row: Mailbox) -> Credentials:
         return Credentials(**{field: self._decrypt(row, field) for field in SECRET_FIELDS})

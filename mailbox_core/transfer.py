@@ -20,7 +20,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from mailbox_core.schemas import (
     SETTING_FIELDS,
     MailboxCreate,
     MailboxPublic,
+    OAuthProvider,
     parse_create,
     plain,
 )
@@ -130,7 +131,11 @@ def read_rows(content: bytes, filename: str) -> list[dict[str, Any]]:
     raise ImportFileError(f"{filename}: import a .csv or .json file.")
 
 
-def plan_import(rows: Sequence[Mapping[str, Any]], taken_names: set[str]) -> ImportPlan:
+def plan_import(
+    rows: Sequence[Mapping[str, Any]],
+    taken_names: set[str],
+    operator_apps: Collection[OAuthProvider] = (),
+) -> ImportPlan:
     """Validate every row; ``taken_names`` are the casefolded names already in use."""
     plan = ImportPlan()
     seen = set(taken_names)
@@ -143,7 +148,7 @@ def plan_import(rows: Sequence[Mapping[str, Any]], taken_names: set[str]) -> Imp
             )
             continue
         try:
-            created = parse_create({k: v for k, v in raw.items() if k != "id"})
+            created = parse_create({k: v for k, v in raw.items() if k != "id"}, operator_apps)
         except ValidationFailed as exc:  # anything else is not the row's fault: it surfaces
             plan.problems += [RowProblem(number, e) for e in exc.errors]
             continue

@@ -8,7 +8,7 @@ from mailbox_core.access import Permission
 from mailbox_core.errors import MailboxCoreError, MailboxNotFound
 from mailbox_core.probe import ProbeResult
 from mailbox_core.schemas import SECRET_FIELDS, Status
-from ui import access, details, form, health, monitoring, runtime
+from ui import access, connect, details, form, health, monitoring, runtime
 from ui.navigation import (
     MAILBOXES_PAGE,
     NEW_MAILBOX_PAGE,
@@ -115,8 +115,15 @@ if moved := st.session_state.get(form.key(PREFIX, "moved")):
 
 def _test(values: dict[str, Any]) -> ProbeResult:
     return runtime.checker().test_edit(
-        mailbox.id, values, form.cleared_secrets(PREFIX), actor=actor
+        mailbox.id,
+        values,
+        form.cleared_secrets(PREFIX),
+        actor=actor,
+        connected=connect.reference(PREFIX),
     )
+
+
+connect.section(PREFIX, test=_test, mailbox_id=mailbox.id)
 
 
 save, test, reload, cancel = st.columns([1, 2, 2, 1])

@@ -6,7 +6,7 @@ import streamlit as st
 
 from mailbox_core.access import Permission
 from mailbox_core.errors import MailboxCoreError
-from ui import access, form, runtime
+from ui import access, connect, form, runtime
 from ui.navigation import MAILBOXES_PAGE, flash, require_entrypoint
 from ui.results import show_probe
 
@@ -35,6 +35,12 @@ if failure := st.session_state.get(form.key(PREFIX, "failure")):
     st.error(failure)
 
 
+test_values = partial(
+    runtime.checker().test_values, actor=actor, connected=connect.reference(PREFIX)
+)
+connect.section(PREFIX, test=test_values)
+
+
 def _saved(message: str) -> None:
     flash(message)
     st.session_state[form.key(PREFIX, "done")] = True
@@ -51,7 +57,7 @@ test.button(
     "Test connection",
     icon=":material/cable:",
     on_click=form.submit_test,
-    args=(PREFIX, partial(runtime.checker().test_values, actor=actor)),
+    args=(PREFIX, test_values),
 )
 
 cancel.button("Cancel", on_click=_cancel)

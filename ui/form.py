@@ -56,8 +56,10 @@ DEFAULTS: dict[str, Any] = {
 MFA_HELP = (
     "Uses Microsoft's resource-owner password grant with Account and Password. Microsoft "
     "discourages it, and it fails for accounts with multi-factor authentication (MFA): "
-    "prefer Client Secret for those."
+    "prefer Connect account (delegated) or Client Secret for those."
 )
+#: Where ui/connect.py keeps the form's reference to its Connect account consent.
+CONNECT_REF = "connect.form"
 
 # Streamlit 1.67 quirk: typing a password and pressing Tab moves focus to the field's
 # "Show password" button, and the value is never committed (the field shows dots, the
@@ -212,8 +214,10 @@ def submit_create(
     prefix: str, service: MailboxService, actor: Actor, on_saved: Callable[[str], None]
 ) -> None:
     """OK: validate and save in the core, or keep every problem to show under its field."""
+    connected = st.session_state.get(key(prefix, CONNECT_REF))
     created = _attempt(
-        prefix, lambda: service.create_mailbox(submitted_values(prefix), actor=actor)
+        prefix,
+        lambda: service.create_mailbox(submitted_values(prefix), actor=actor, connected=connected),
     )
     if created is not None:
         clear_form(prefix)
@@ -237,6 +241,7 @@ def submit_update(
             clear=cleared_secrets(prefix),
             keep_secrets_for_new_destination=bool(st.session_state.get(key(prefix, "keep_moved"))),
             actor=actor,
+            connected=st.session_state.get(key(prefix, CONNECT_REF)),
         ),
         confirmable=True,
     )

@@ -16,9 +16,17 @@ MAILBOXES_PAGE = "pages/mailboxes.py"
 NEW_MAILBOX_PAGE = "pages/new_mailbox.py"
 EDIT_MAILBOX_PAGE = "pages/edit_mailbox.py"
 ACTIVITY_PAGE = "pages/activity.py"
+CONNECT_CALLBACK_PAGE = "pages/connect_callback.py"  # config.CONNECT_CALLBACK_PATH
 #: The URL path of each page (Streamlit derives it from the file name).
 APP_URL_PATHS = tuple(
-    Path(page).stem for page in (MAILBOXES_PAGE, NEW_MAILBOX_PAGE, EDIT_MAILBOX_PAGE, ACTIVITY_PAGE)
+    Path(page).stem
+    for page in (
+        MAILBOXES_PAGE,
+        NEW_MAILBOX_PAGE,
+        EDIT_MAILBOX_PAGE,
+        ACTIVITY_PAGE,
+        CONNECT_CALLBACK_PAGE,
+    )
 )
 FLASH_KEY = "mailboxes.flash"
 ENTRYPOINT = Path(__file__).resolve().parent.parent / "streamlit_app.py"
@@ -37,6 +45,9 @@ def pages_for(actor: Actor) -> list[Any]:
         st.Page(
             EDIT_MAILBOX_PAGE, title="Edit Mailbox", icon=":material/edit:", visibility="hidden"
         ),
+        # Where Google or Microsoft sends the browser back (Connect account); the core
+        # refuses a role that may not connect.
+        st.Page(CONNECT_CALLBACK_PAGE, title="Connect account", visibility="hidden"),
     ]
     return pages
 

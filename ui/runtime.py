@@ -13,6 +13,7 @@ from mailbox_core.access import AccessPolicy
 from mailbox_core.bootstrap import Services, open_services
 from mailbox_core.checks import MailboxChecker
 from mailbox_core.config import Settings, load_settings
+from mailbox_core.connect import ConnectService
 from mailbox_core.monitoring import Monitor
 from mailbox_core.service import MailboxService
 
@@ -59,3 +60,8 @@ def checker() -> MailboxChecker:
 def monitor() -> Monitor:
     """Scheduled checks, alerts and history for the current configuration."""
     return _services_for(settings()).monitor
+
+
+def connect() -> ConnectService:
+    """Connect account for the current configuration (may raise MailboxCoreError)."""
+    return _services_for(settings()).connect

@@ -17,6 +17,7 @@ PAGES = {
     "pages/new_mailbox.py": "New Mailbox",
     "pages/activity.py": "Activity",
     "pages/edit_mailbox.py": None,
+    "pages/connect_callback.py": "Connect account",
 }
 
 
@@ -71,6 +72,7 @@ def test_unreachable_database_is_a_readable_message(
     at = start(monkeypatch, MAILBOX_DATABASE_URL="postgresql://nobody:pw-9@127.0.0.1:9/none")
     at.switch_page(page)
     at.query_params["id"] = "1"  # the Edit page reads the database only for a chosen mailbox
+    at.query_params["state"] = "s"  # and the callback page only to finish a consent
     at.run()
     assert not at.exception
     message = at.error[0].value

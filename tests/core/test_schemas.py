@@ -11,10 +11,15 @@ from hypothesis import strategies as st
 from mailbox_core.errors import ValidationFailed
 from mailbox_core.schemas import (
     LABELS,
+    AuthMethod,
     MailboxCreate,
+    OAuthProvider,
     default_port,
+    needs_password,
     parse_create,
     parse_host,
+    required_fields,
+    secrets_used,
     visible_fields,
 )
 from tests.conftest import SIGN_IN_PATHS, mailbox_data
@@ -196,6 +201,16 @@ VISIBILITY = [
         {"auth_method", "client_id", "tenant_id", "client_secret"},
         {"refresh_token"},
     ),
+    (
+        {
+            "mailbox_type": "IMAP",
+            "oauth_enabled": "Yes",
+            "oauth_provider": "Office365",
+            "auth_method": "Connect account (delegated)",
+        },
+        {"auth_method", "client_id", "tenant_id", "client_secret", "refresh_token"},
+        set(),
+    ),
     ({"ssl_enabled": "No"}, {"starttls"}, set()),
     ({"ssl_enabled": "Yes"}, set(), {"starttls"}),
 ]
@@ -331,3 +346,48 @@ def test_an_edit_keeps_a_stored_secret_by_leaving_it_unset() -> None:
         {**gmail, "mailbox_type": "POP3", "port": 995}, {"refresh_token", "password"}
     )
     assert as_pop3.kept_secrets == {"password"}, "a secret the form no longer shows is not kept"
+
+
+DELEGATED = {
+    "mailbox_type": "IMAP",
+    "oauth_enabled": "Yes",
+    "oauth_provider": "Office365",
+    "auth_method": "Connect account (delegated)",
+}
+
+
+def test_delegated_office365_signs_in_with_a_refresh_token_not_a_password() -> None:
+    assert needs_password(DELEGATED) is False
+    required = set(required_fields(DELEGATED))
+    assert {"client_id", "tenant_id", "refresh_token"} <= required
+    assert not {"password", "client_secret"} & required  # a public client has no secret
+    created = parse_create(
+        mailbox_data(
+            "office365_password",
+            auth_method="Connect account (delegated)",
+            password="",
+            refresh_token="ms-refresh-1",
+        )
+    )
+    assert created.auth_method is AuthMethod.DELEGATED
+    assert created.refresh_token is not None and created.password is None
+    assert secrets_used(created) == ["client_secret", "refresh_token"]
+
+
+@pytest.mark.parametrize(
+    ("values", "provider"),
+    [
+        ({**DELEGATED}, OAuthProvider.OFFICE365),
+        ({**DELEGATED, "oauth_provider": "Gmail"}, OAuthProvider.GMAIL),
+    ],
+)
+def test_an_operator_app_makes_blank_client_fields_optional(
+    values: dict[str, str], provider: OAuthProvider
+) -> None:
+    assert "client_id" in required_fields(values)
+    assert not {"client_id", "client_secret"} & set(required_fields(values, {provider}))
+    typed = {**values, "client_id": "00000000-0000-0000-0000-000000000001"}
+    needed = set(required_fields(typed, {provider}))
+    assert ("client_secret" in needed) is (provider is OAuthProvider.GMAIL)
+    other = OAuthProvider.GMAIL if provider is OAuthProvider.OFFICE365 else OAuthProvider.OFFICE365
+    assert "client_id" in required_fields(values, {other})

@@ -3,16 +3,31 @@ introspection endpoint Dovecot's oauth2 passdb calls to check XOAUTH2 tokens.
 
 Dovecot needs HTTP 200 with {"active": false} for a bad token (anything else is a
 temporary failure, which reaches the IMAP client as [UNAVAILABLE]).
+
+Connect account (issue 14) adds an authorization server: consent pages at
+``google_authorize_url`` and ``microsoft_authorize_url(tenant)`` (an HTML form with "Sign in
+as", Allow and Deny; :meth:`FakeProvider.consent` does the same without a browser), and the
+authorization-code grant with PKCE S256 at the token endpoints. A code answers with an
+access token Dovecot accepts, an ID token naming the user who signed in (``email`` for
+Google, ``preferred_username`` for Microsoft) and a refresh token, unless
+``omit_refresh_token``. Minted refresh tokens work with the refresh-token grant; Microsoft
+rotates them on every use, as the real one does (the old one stays valid).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import html
 import json
+import re
 import secrets
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 GMAIL_CLIENT = ("1234.apps.googleusercontent.com", "gmail-client-secret")
 GMAIL_REFRESH = {"1//good-refresh": "helpdesk@example.com", "1//rotate-me": "helpdesk@example.com"}
@@ -20,6 +35,8 @@ TENANT = "contoso.onmicrosoft.com"
 MS_APP = ("11111111-2222-3333-4444-555555555555", "o365-client-secret")
 MS_APP_MAILBOX = "billing@example.com"  # the mailbox the app-only token may open
 MS_USERS = {"it@example.com": "it-Secret-4"}
+_MS_PATH = re.compile(r"^/ms/([^/]+)/oauth2/v2\.0/(token|authorize)$")
+_JWT_KEY = b"fake-provider-signing-key"
 
 
 class FakeProvider:
@@ -29,6 +46,13 @@ class FakeProvider:
         self.tokens: dict[str, str] = {}
         self.requests: list[dict[str, Any]] = []
         self.introspection_down = False
+        #: Connect account: what each authorization request asked (query parameters).
+        self.authorizations: list[dict[str, str]] = []
+        self.omit_refresh_token = False
+        self.codes: dict[str, dict[str, Any]] = {}
+        #: refresh token -> {"user", "client_id", "provider"}, for tokens minted here.
+        self.refresh_tokens: dict[str, dict[str, str]] = {}
+        self._pending: dict[str, dict[str, str]] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -49,6 +73,13 @@ class FakeProvider:
     def introspection_url(self) -> str:
         return f"{self.base}/introspect"
 
+    @property
+    def google_authorize_url(self) -> str:
+        return f"{self.base}/google/authorize"
+
+    def microsoft_authorize_url(self, tenant: str = TENANT) -> str:
+        return f"{self.base}/ms/{tenant}/oauth2/v2.0/authorize"
+
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -58,6 +89,139 @@ class FakeProvider:
         self.tokens[token] = user
         return token
 
+    # -- Connect account: the consent page, without a browser
+
+    def consent(self, authorize_url: str, *, user: str | None = None, allow: bool = True) -> str:
+        """Answer a consent page like a person would; returns where the browser goes next.
+
+        ``user``: who signs in (default: the ``login_hint``).
+        """
+        request_id = self._authorize(authorize_url)
+        return self._decide(request_id, user=user, allow=allow)
+
+    def _authorize(self, url: str) -> str:
+        parts = urlsplit(url)
+        assert url.startswith(self.base), f"not this provider: {url}"
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        provider = "google" if parts.path == "/google/authorize" else "microsoft"
+        match = _MS_PATH.match(parts.path)
+        query["_provider"] = provider
+        query["_tenant"] = match.group(1) if match else ""
+        self.authorizations.append(query)
+        request_id = secrets.token_urlsafe(8)
+        self._pending[request_id] = query
+        return request_id
+
+    def _decide(self, request_id: str, *, user: str | None, allow: bool) -> str:
+        query = self._pending.pop(request_id)
+        back = query["redirect_uri"]
+        if not allow:
+            answer = {"error": "access_denied", "error_description": "The user said no."}
+            return f"{back}?{urlencode({**answer, 'state': query.get('state', '')})}"
+        code = "code-" + secrets.token_urlsafe(12)
+        self.codes[code] = {**query, "user": user or query.get("login_hint", ""), "used": False}
+        return f"{back}?{urlencode({'code': code, 'state': query.get('state', '')})}"
+
+    def _consent_page(self, path_and_query: str) -> str:
+        request_id = self._authorize(self.base + path_and_query)
+        query = self._pending[request_id]
+        name = "Google" if query["_provider"] == "google" else "Microsoft"
+        hint = html.escape(query.get("login_hint", ""))
+        return (
+            f"<!doctype html><html><head><title>{name} (test provider)</title></head><body>"
+            f"<h1>{name} — test consent page</h1>"
+            f"<p>Mailbox Manager asks for: <code>{html.escape(query.get('scope', ''))}</code></p>"
+            f'<form action="/consent/decide" method="get">'
+            f'<input type="hidden" name="request" value="{request_id}">'
+            f'<label>Sign in as <input name="user" value="{hint}"></label> '
+            f'<button name="decision" value="allow">Allow</button> '
+            f'<button name="decision" value="deny">Deny</button>'
+            f"</form></body></html>"
+        )
+
+    def _code_grant(self, provider: str, tenant: str, form: dict[str, str]) -> tuple[int, dict]:
+        grant = self.codes.get(form.get("code", ""))
+        if grant is None or grant["used"] or grant["_provider"] != provider:
+            return 400, {"error": "invalid_grant", "error_description": "AADSTS70008: bad code."}
+        grant["used"] = True
+        if grant.get("_tenant", "") != tenant:
+            return 400, {"error": "invalid_grant", "error_description": "wrong tenant"}
+        if form.get("client_id") != grant["client_id"]:
+            return 401, {"error": "invalid_client", "error_description": "client mismatch"}
+        if (
+            provider == "google"
+            and (form.get("client_id"), form.get("client_secret")) != GMAIL_CLIENT
+        ):
+            return 401, {"error": "invalid_client", "error_description": "Unauthorized"}
+        if provider == "microsoft" and form.get("client_secret") not in (None, MS_APP[1]):
+            return 401, {"error": "invalid_client", "error_description": "AADSTS7000215: bad."}
+        if form.get("redirect_uri") != grant["redirect_uri"]:
+            return 400, {"error": "invalid_grant", "error_description": "redirect_uri mismatch"}
+        verifier = form.get("code_verifier", "").encode()
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier).digest()).rstrip(b"=")
+        if grant.get("code_challenge_method") != "S256" or challenge.decode() != grant.get(
+            "code_challenge"
+        ):
+            return 400, {"error": "invalid_grant", "error_description": "PKCE check failed"}
+        user = grant["user"]
+        reply: dict[str, Any] = {
+            "access_token": self.issue(user),
+            "expires_in": 3599,
+            "token_type": "Bearer",
+            "scope": grant.get("scope", ""),
+            "id_token": self._id_token(provider, grant, user),
+        }
+        if not self.omit_refresh_token:
+            reply["refresh_token"] = self._mint_refresh(provider, user, grant["client_id"])
+        return 200, reply
+
+    def _mint_refresh(self, provider: str, user: str, client_id: str) -> str:
+        prefix = "1//connect-" if provider == "google" else "ms-connect-"
+        token = prefix + secrets.token_urlsafe(24)
+        self.refresh_tokens[token] = {"user": user, "client_id": client_id, "provider": provider}
+        return token
+
+    def _id_token(self, provider: str, grant: dict[str, Any], user: str) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.base,
+            "aud": grant["client_id"],
+            "sub": "sub-" + hashlib.sha256(user.encode()).hexdigest()[:12],
+            "iat": now,
+            "exp": now + 3600,
+            "nonce": grant.get("nonce"),
+        }
+        if provider == "google":
+            claims |= {"email": user, "email_verified": True}
+        else:
+            claims |= {"preferred_username": user, "tid": grant.get("_tenant")}
+        parts = [
+            _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()),
+            _b64(json.dumps(claims).encode()),
+        ]
+        signature = hmac.new(_JWT_KEY, ".".join(parts).encode(), hashlib.sha256).digest()
+        return ".".join([*parts, _b64(signature)])
+
+    def _minted_refresh(self, provider: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        minted = self.refresh_tokens.get(form.get("refresh_token", ""))
+        if minted is None or minted["provider"] != provider:
+            return 400, {"error": "invalid_grant", "error_description": "AADSTS70000: revoked."}
+        if form.get("client_id") != minted["client_id"]:
+            return 401, {"error": "invalid_client", "error_description": "client mismatch"}
+        reply: dict[str, Any] = {
+            "access_token": self.issue(minted["user"]),
+            "expires_in": 3599,
+            "token_type": "Bearer",
+        }
+        if provider == "microsoft":
+            scope = form.get("scope", "")
+            if "IMAP.AccessAsUser.All" not in scope and "POP.AccessAsUser.All" not in scope:
+                return 400, {"error": "invalid_scope", "error_description": "AADSTS70011: scope"}
+            reply["refresh_token"] = self._mint_refresh(
+                provider, minted["user"], minted["client_id"]
+            )
+        return 200, reply
+
     # -- the endpoints
 
     def token(self, path: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -65,18 +229,31 @@ class FakeProvider:
             {
                 "path": path,
                 **{k: v for k, v in form.items() if k in {"grant_type", "scope", "client_id"}},
+                **({"refresh_token": form["refresh_token"]} if "refresh_token" in form else {}),
             }
         )
         grant = form.get("grant_type")
+        if path == "/google/token" and grant == "authorization_code":
+            return self._code_grant("google", "", form)
         if path == "/google/token" and grant == "refresh_token":
             return self._google(form)
-        if path == f"/ms/{TENANT}/oauth2/v2.0/token":
+        match = _MS_PATH.match(path)
+        if match and match.group(1) != TENANT:
+            return 400, {
+                "error": "invalid_request",
+                "error_description": f"AADSTS90002: Tenant '{match.group(1)}' not found.",
+            }
+        if match and grant == "authorization_code":
+            return self._code_grant("microsoft", match.group(1), form)
+        if match:
             return self._microsoft(grant, form)
         return 400, {"error": "unsupported_grant_type"}
 
     def _google(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         if (form.get("client_id"), form.get("client_secret")) != GMAIL_CLIENT:
             return 401, {"error": "invalid_client", "error_description": "Unauthorized"}
+        if form.get("refresh_token", "") in self.refresh_tokens:
+            return self._minted_refresh("google", form)
         user = GMAIL_REFRESH.get(form.get("refresh_token", ""))
         if user is None:
             return 400, {
@@ -117,6 +294,8 @@ class FakeProvider:
                 "expires_in": 3599,
                 "token_type": "Bearer",
             }
+        if grant == "refresh_token":
+            return self._minted_refresh("microsoft", form)
         if grant == "password":
             user = form.get("username", "")
             if user.startswith("mfa"):
@@ -158,9 +337,31 @@ class FakeProvider:
                     status, reply = provider.introspect(form)
                 else:
                     status, reply = provider.token(self.path, form)
-                data = json.dumps(reply).encode()
+                self._send(status, "application/json", json.dumps(reply).encode())
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                if parts.path == "/consent/decide":
+                    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+                    location = provider._decide(
+                        query.get("request", ""),
+                        user=query.get("user") or None,
+                        allow=query.get("decision") == "allow",
+                    )
+                    self.send_response(302)
+                    self.send_header("Location", location)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if parts.path == "/google/authorize" or _MS_PATH.match(parts.path):
+                    page = provider._consent_page(self.path).encode()
+                    self._send(200, "text/html; charset=utf-8", page)
+                    return
+                self._send(404, "text/plain", b"not found")
+
+            def _send(self, status: int, kind: str, data: bytes) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -169,3 +370,12 @@ class FakeProvider:
                 pass
 
         return Handler
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def query(url: str) -> dict[str, str]:
+    """The query parameters of a URL (the last value of each)."""
+    return {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
