@@ -49,6 +49,7 @@ def open_services(settings: Settings, *, clock: Callable[[], datetime] | None = 
         raise
     monitor = Monitor(engine, settings.monitor, clock=clock)
     mailboxes = MailboxService(engine, box, monitor, operator_apps=operator_apps(settings.checks))
+    mailboxes.identify_keys()  # secrets stored before key IDs, once (the list counts by ID)
     tokens = TokenClient.from_settings(settings.checks)  # one token cache for both
     connect = ConnectService(engine, box, settings.connect, tokens)
     checker = MailboxChecker(

@@ -54,6 +54,10 @@ Loaded = list[tuple[MailboxPublic, Credentials | SecretDecryptionError]]
 RECORD_BATCH, RECORD_EVERY = 100, 2.0
 #: Keeps a refresh token the provider rotated (given the new one).
 Rotation = Callable[[str], None]
+#: Checks done, in all, and those still running, longest first: (mailbox, seconds running).
+Waiting = Callable[[int, int, list[tuple[MailboxPublic, float]]], None]
+#: How often ``on_wait`` hears what is still running while nothing finishes.
+WAIT_TICK = 0.5
 
 
 class MailboxChecker:
@@ -84,9 +88,12 @@ class MailboxChecker:
     ) -> ProbeResult:
         """Test the unsaved form; raises ValidationFailed when the values are invalid.
 
-        ``connected``: the form's Connect account reference (its held token is used).
+        ``connected``: the form's Connect account reference (its held token is used). A
+        connection test needs no Name: a blank one is not a reason to refuse it.
         """
         actor.require(Permission.TEST)
+        if not str(values.get("name") or "").strip():
+            values = {**values, "name": "Connection test"}
         values, rotation = self._with_held(values, connected, actor)
         create = parse_create(values, self.operator_apps)
         credentials = Credentials(**{f: _plain(getattr(create, f)) for f in SECRET_FIELDS})
@@ -160,6 +167,7 @@ class MailboxChecker:
         *,
         actor: Actor,
         on_progress: Progress | None = None,
+        on_wait: Waiting | None = None,
     ) -> dict[int, ProbeResult]:
         """Test mailboxes concurrently (all active ones by default); record every result.
 
@@ -167,7 +175,9 @@ class MailboxChecker:
         applies. A single mailbox asked for by ID is a person's test (``check_mailbox``).
 
         Workers only talk to the network; results are written here, in batches, so the
-        database sees a few short transactions instead of one per worker.
+        database sees a few short transactions instead of one per worker. ``on_progress``
+        hears each result as it comes; ``on_wait`` hears, every WAIT_TICK seconds and
+        after each result, which checks are still running and for how long.
         """
         actor.require(Permission.CHECK_ALL if mailbox_ids is None else Permission.TEST)
         if mailbox_ids is not None and len(set(mailbox_ids)) == 1:  # one, by a person
@@ -198,6 +208,7 @@ class MailboxChecker:
                 owner=None,
                 gate=gate,
                 progress=on_progress,
+                waiting=on_wait,
                 total=len(loaded),
                 done=len(results),
             )
@@ -249,13 +260,15 @@ class MailboxChecker:
         owner: str | None,
         gate: Gate,
         progress: Progress | None,
+        waiting: Waiting | None = None,
         total: int | None = None,
         done: int = 0,
     ) -> dict[int, ProbeResult]:
         """Check what ``feed(free slots)`` hands out, concurrently; record in batches.
 
         Workers only talk to the network; results are written here, in batches, so the
-        database sees a few short transactions instead of one per worker.
+        database sees a few short transactions instead of one per worker. ``waiting``
+        hears, every WAIT_TICK seconds, which checks still run and for how long.
         """
         results: dict[int, ProbeResult] = {}
         pending: list[CheckRecord] = []
@@ -263,17 +276,20 @@ class MailboxChecker:
         flushed, more = time.monotonic(), True
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
             running: dict[Future[tuple[datetime, ProbeResult]], MailboxPublic] = {}
+            since: dict[Future[tuple[datetime, ProbeResult]], float] = {}
             while True:
                 if more and len(running) <= workers * 3 // 4:
                     batch = feed(workers - len(running))
                     more = bool(batch)
                     for mailbox, credentials in batch:
-                        running[pool.submit(self._gated, mailbox, credentials, gate)] = mailbox
+                        future = pool.submit(self._gated, mailbox, credentials, gate)
+                        running[future], since[future] = mailbox, time.monotonic()
                 if not running:
                     break
-                finished, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
+                finished, _ = wait(list(running), timeout=WAIT_TICK, return_when=FIRST_COMPLETED)
                 for future in finished:
                     mailbox = running.pop(future)
+                    since.pop(future, None)
                     started, result = future.result()
                     results[mailbox.id] = result
                     if not result.skipped:
@@ -282,6 +298,8 @@ class MailboxChecker:
                     if progress:
                         done += 1
                         progress(done, total or done + len(running), mailbox, result)
+                if waiting and running:
+                    waiting(done, total or done + len(running), _longest_first(running, since))
                 due = pending and time.monotonic() - flushed >= RECORD_EVERY
                 if len(pending) >= RECORD_BATCH or due or (pending and not running):
                     self.mailboxes.record_checks(pending)
@@ -412,6 +430,16 @@ def _secret_for(field: str, edit: MailboxUpdate, stored: Credentials) -> str | N
     if field in edit.kept_secrets:
         return str(getattr(stored, field))
     return _plain(getattr(edit, field))
+
+
+def _longest_first(
+    running: dict[Future[tuple[datetime, ProbeResult]], MailboxPublic],
+    since: dict[Future[tuple[datetime, ProbeResult]], float],
+) -> list[tuple[MailboxPublic, float]]:
+    """The checks still running, longest first, with the seconds each has run."""
+    now = time.monotonic()
+    ages = [(mailbox, now - since[future]) for future, mailbox in running.items()]
+    return sorted(ages, key=lambda item: -item[1])
 
 
 def _plain(secret: Any) -> str | None:

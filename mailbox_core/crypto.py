@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 import os
 import tempfile
@@ -19,6 +22,22 @@ class UndecryptableSecret(Exception):
     """Raised by ``SecretBox.decrypt``; the service turns it into SecretDecryptionError."""
 
 
+#: Length (hex digits) of a key ID: 64 bits tell a handful of configured keys apart.
+KEY_ID_LENGTH = 16
+
+
+def key_id(key: str) -> str:
+    """A short ID of a Fernet key, stored beside each secret it encrypted.
+
+    A keyed hash (HMAC under the key itself, over a fixed label), so the ID can be computed
+    only by someone who holds the key and reveals nothing about it; the key never lives in
+    the database (SPEC §4).
+    """
+    raw = base64.urlsafe_b64decode(key.strip().encode("ascii"))
+    digest = hmac.new(raw, b"mailbox-manager key id v1", hashlib.sha256).hexdigest()
+    return digest[:KEY_ID_LENGTH]
+
+
 class SecretBox:
     """Encrypts with the first key, decrypts with any of them (MultiFernet)."""
 
@@ -26,9 +45,11 @@ class SecretBox:
         if not keys:
             raise ConfigurationError("At least one encryption key is required.")
         fernets = []
+        ids = []
         for position, key in enumerate(keys, start=1):
             try:
                 fernets.append(Fernet(key.strip().encode("ascii")))
+                ids.append(key_id(key))
             except (ValueError, UnicodeEncodeError) as exc:
                 raise ConfigurationError(
                     f"Encryption key #{position} is not a valid Fernet key (32 url-safe "
@@ -37,6 +58,28 @@ class SecretBox:
                     "print(Fernet.generate_key().decode())'`."
                 ) from exc
         self._fernet = MultiFernet(fernets)
+        self._fernets = tuple(zip(ids, fernets, strict=True))
+        #: IDs of the configured keys, the encrypting one first.
+        self.key_ids: tuple[str, ...] = tuple(ids)
+
+    @property
+    def primary_key_id(self) -> str:
+        """The ID of the key that ``encrypt`` and ``rotate`` use (the first)."""
+        return self.key_ids[0]
+
+    def key_id_of(self, token: str) -> str | None:
+        """The ID of the configured key that opens ``token``, or None when none does."""
+        try:
+            data = token.encode("ascii")
+        except UnicodeError:
+            return None
+        for identifier, fernet in self._fernets:
+            try:
+                fernet.decrypt(data)
+            except InvalidToken:
+                continue
+            return identifier
+        return None
 
     def encrypt(self, plaintext: str) -> str:
         """Encrypt ``plaintext`` with the first key; returns an ASCII token."""

@@ -10,6 +10,7 @@ catches that one class and shows ``str(exc)``; anything else is a bug.
     ├── ValidationFailed          one or more fields are wrong; carries FieldError items
     │   └── StoredSecretRefused   a kept secret would go to a destination it was not saved for
     ├── ConcurrentEditError       someone else saved the mailbox since it was loaded
+    ├── SelectionChanged          "all N matching" no longer matches N mailboxes
     ├── SecretDecryptionError     a stored secret does not open with the configured keys
     ├── AccessDenied              (access.py) the acting user's role does not allow this
     ├── EgressRefused             (egress.py) a connection test aimed where the policy forbids
@@ -93,6 +94,19 @@ class ConcurrentEditError(MailboxCoreError):
                 "change. Your edit was not saved."
             )
         super().__init__(text)
+
+
+class SelectionChanged(MailboxCoreError):
+    """A bulk action on "all N matching" found another number of mailboxes; nothing was done."""
+
+    def __init__(self, expected: int, found: int) -> None:
+        self.expected = expected
+        self.found = found
+        super().__init__(
+            f"The filter now matches {found:,} mailboxes, not the {expected:,} you confirmed "
+            "(someone changed the list meanwhile). Nothing was changed — check the list and "
+            "confirm again."
+        )
 
 
 class SecretDecryptionError(MailboxCoreError):

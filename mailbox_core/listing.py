@@ -1,101 +1,461 @@
-"""The Mailboxes list as plain rows: only displayable, non-secret columns."""
+"""Find, filter, sort and page the lists (mailboxes, activity) in SQL, on SQLite and PostgreSQL.
+
+A page holds only the rows it shows: one query of display columns joined with health,
+and counts from SQL aggregates. Nothing here builds a model per row or decrypts a
+secret: which secrets the configured keys cannot open is counted from the key ID stored
+beside each secret (``crypto.key_id``). The page draws the rows; this module only
+returns them.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from itertools import pairwise
+from typing import Any, NamedTuple
 
-from mailbox_core.schemas import LABELS, AuditPublic, HealthPublic, MailboxPublic, Status
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    RowMapping,
+    Select,
+    and_,
+    case,
+    func,
+    not_,
+    or_,
+    select,
+    union,
+)
+from sqlmodel import Session, SQLModel
 
-#: Column order of the Mailboxes table (SPEC §1, then health).
-COLUMNS = (
-    "ID", "Name", "Mailbox Type", "Host", "Port", "Account", "SSL Enabled", "STARTTLS",
-    "Certificate", "Status", "OAuth", "Comments", "Last check", "Result", "Messages",
-    "Failing since",
+from mailbox_core import models  # noqa: F401  (registers the tables read below)
+from mailbox_core.schemas import MailboxType, OAuthProvider, Status, comparable_name
+
+_MAILBOX = SQLModel.metadata.tables["mailbox"]
+_HEALTH = SQLModel.metadata.tables["mailbox_health"]
+_AUDIT = SQLModel.metadata.tables["audit_event"]
+#: Each secret's ciphertext column and the column naming the key that made it.
+SECRET_COLUMNS = (
+    ("password_encrypted", "password_key_id"),
+    ("client_secret_encrypted", "client_secret_key_id"),
+    ("refresh_token_encrypted", "refresh_token_key_id"),
+)
+#: The key ID of a secret stored before key IDs existed, until a configured key opens it.
+UNKNOWN_KEY = "?"
+#: Between the fields of ``search_text``; a search term never holds it (see ``_term``).
+SEPARATOR = "\x1f"
+PAGE_SIZES = (50, 100, 500)
+
+
+def search_text(name: str, host: str, account: str, comments: str | None) -> str:
+    """What the list's search matches: Name, Host, Account and Comments, casefolded."""
+    fields = (comparable_name(name), host.casefold(), account.casefold(), comments or "")
+    return SEPARATOR.join(f.casefold() for f in fields)
+
+
+def _term(search: str) -> str:
+    # The Name rule's notion of case and invisible characters, without control characters.
+    return "".join(ch for ch in comparable_name(search) if ch.isprintable())
+
+
+class State(StrEnum):
+    """The badge beside a mailbox's name. Declared in the order a sort by state shows."""
+
+    FAILING = "Failing"
+    NOT_CHECKED = "Not checked"
+    OK = "OK"
+    INACTIVE = "Inactive"
+
+
+_STATE_BY_RANK = tuple(State)
+
+
+class HealthFilter(StrEnum):
+    """The last check's verdict, whatever the mailbox's status."""
+
+    OK = "ok"
+    FAILING = "failing"
+    NOT_CHECKED = "not-checked"
+
+
+class OAuthFilter(StrEnum):
+    NONE = "none"
+    UNKNOWN = "unknown"
+    GMAIL = "gmail"
+    OFFICE365 = "office365"
+
+
+class SortKey(StrEnum):
+    """Every column of the list can order it; the values are what a link says."""
+
+    ID = "id"
+    NAME = "name"
+    STATE = "state"
+    LAST_CHECK = "last-check"
+    LAST_ERROR = "last-error"
+    MESSAGES = "messages"
+    FAILING_SINCE = "failing-since"
+    MAILBOX_TYPE = "type"
+    HOST = "host"
+    PORT = "port"
+    ACCOUNT = "account"
+    STATUS = "status"
+    OAUTH = "oauth"
+    SSL = "ssl"
+    STARTTLS = "starttls"
+    CERTIFICATE = "certificate"
+    COMMENTS = "comments"
+
+
+@dataclass(frozen=True)
+class MailboxFilter:
+    """Which mailboxes a view shows (every field combines with AND)."""
+
+    search: str = ""
+    status: Status | None = None
+    mailbox_type: MailboxType | None = None
+    oauth: OAuthFilter | None = None
+    health: HealthFilter | None = None
+    unreadable: bool = False  # only mailboxes with a secret the configured keys cannot open
+
+    @property
+    def empty(self) -> bool:
+        return self == MailboxFilter()
+
+
+@dataclass(frozen=True)
+class MailboxQuery:
+    """A view of the list: a filter, an order and a page."""
+
+    filter: MailboxFilter = field(default_factory=MailboxFilter)
+    sort: SortKey = SortKey.ID
+    descending: bool = False
+    page: int = 1
+    page_size: int = PAGE_SIZES[0]
+
+
+class ListRow(NamedTuple):
+    """One row of the list: display columns only (never a secret or a ciphertext)."""
+
+    id: int
+    name: str
+    state_rank: int
+    mailbox_type: str
+    host: str
+    port: int
+    account: str
+    status: str
+    oauth: str
+    ssl_enabled: bool
+    starttls: bool
+    allow_self_signed: bool
+    comments: str | None
+    last_check_at: datetime | None
+    last_ok: bool | None
+    last_failed_step: str | None
+    last_message: str | None
+    last_message_count: int | None
+    failing_since: datetime | None
+
+    @property
+    def state(self) -> State:
+        return _STATE_BY_RANK[self.state_rank]
+
+
+@dataclass(frozen=True)
+class ListSummary:
+    """Counts over every mailbox, for the summary above the list."""
+
+    total: int
+    active: int
+    healthy: int  # active, last check passed
+    failing: int  # active, last check failed
+    not_checked: int  # active, never checked
+    unreadable: int  # with a secret the configured keys cannot open
+
+    @property
+    def inactive(self) -> int:
+        return self.total - self.active
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """The rows of one page, and how many mailboxes the filter matches in all."""
+
+    rows: list[ListRow]
+    matching: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.matching / self.page_size))
+
+
+@dataclass(frozen=True)
+class ListView:
+    """What the Mailboxes page shows: the summary and one page of the view."""
+
+    summary: ListSummary
+    page: ListPage
+
+
+# ---------------------------------------------------------------- SQL pieces
+
+_M, _H = _MAILBOX.c, _HEALTH.c
+_ACTIVE = _M.status == Status.ACTIVE.value
+_STATE_RANK: ColumnElement[int] = case(
+    (_M.status != Status.ACTIVE.value, _STATE_BY_RANK.index(State.INACTIVE)),
+    (_H.mailbox_id.is_(None), _STATE_BY_RANK.index(State.NOT_CHECKED)),
+    (_H.last_ok, _STATE_BY_RANK.index(State.OK)),
+    else_=_STATE_BY_RANK.index(State.FAILING),
+)
+_USES_OAUTH = and_(_M.oauth_enabled, _M.oauth_provider.is_not(None))
+_OAUTH: ColumnElement[str] = case((_USES_OAUTH, _M.oauth_provider), else_="No")
+_LAST_ERROR = case((not_(_H.last_ok), _H.last_message), else_=None)
+_WITH_HEALTH: FromClause = _MAILBOX.outerjoin(_HEALTH, _H.mailbox_id == _M.id)
+_COLUMNS = (
+    _M.id, _M.name, _STATE_RANK, _M.mailbox_type, _M.host, _M.port, _M.account, _M.status,
+    _OAUTH, _M.ssl_enabled, _M.starttls, _M.allow_self_signed, _M.comments, _H.last_check_at,
+    _H.last_ok, _H.last_failed_step, _H.last_message, _H.last_message_count, _H.failing_since,
 )  # fmt: skip
+_SORTS: dict[SortKey, ColumnElement[Any]] = {
+    SortKey.ID: _M.id,
+    SortKey.NAME: _M.name_key,
+    SortKey.STATE: _STATE_RANK,
+    SortKey.LAST_CHECK: _H.last_check_at,
+    SortKey.LAST_ERROR: _LAST_ERROR,
+    SortKey.MESSAGES: _H.last_message_count,
+    SortKey.FAILING_SINCE: _H.failing_since,
+    SortKey.MAILBOX_TYPE: _M.mailbox_type,
+    SortKey.HOST: _M.host,
+    SortKey.PORT: _M.port,
+    SortKey.ACCOUNT: _M.account,
+    SortKey.STATUS: _M.status,
+    SortKey.OAUTH: _OAUTH,
+    SortKey.SSL: _M.ssl_enabled,
+    SortKey.STARTTLS: _M.starttls,
+    SortKey.CERTIFICATE: _M.allow_self_signed,
+    SortKey.COMMENTS: _M.comments,
+}
+# Empty values sort last either way (SQLite and PostgreSQL disagree by default).
+_NULLABLE = {
+    SortKey.LAST_CHECK,
+    SortKey.LAST_ERROR,
+    SortKey.MESSAGES,
+    SortKey.FAILING_SINCE,
+    SortKey.COMMENTS,
+}
+_HEALTH_CONDITIONS = {
+    HealthFilter.OK: _H.last_ok,
+    HealthFilter.FAILING: and_(_H.mailbox_id.is_not(None), not_(_H.last_ok)),
+    HealthFilter.NOT_CHECKED: _H.mailbox_id.is_(None),
+}
+_OAUTH_CONDITIONS = {
+    OAuthFilter.NONE: not_(_USES_OAUTH),
+    OAuthFilter.UNKNOWN: and_(_M.oauth_enabled, _M.oauth_provider == OAuthProvider.UNKNOWN.value),
+    OAuthFilter.GMAIL: and_(_M.oauth_enabled, _M.oauth_provider == OAuthProvider.GMAIL.value),
+    OAuthFilter.OFFICE365: and_(
+        _M.oauth_enabled, _M.oauth_provider == OAuthProvider.OFFICE365.value
+    ),
+}
 
 
-def mailbox_rows(
-    mailboxes: list[MailboxPublic], health: dict[int, HealthPublic] | None = None
-) -> list[dict[str, Any]]:
-    """One dict per mailbox with exactly ``COLUMNS``; nothing secret can reach it."""
-    health = health or {}
-    return [{**_settings_columns(m), **_health_columns(health.get(m.id))} for m in mailboxes]
+def unreadable(key_ids: Sequence[str]) -> ColumnElement[bool]:
+    """A mailbox holds a secret none of ``key_ids`` made (or whose key is not known yet).
+
+    A stored secret always has a key ID (a CHECK constraint; UNKNOWN_KEY until identified),
+    so "made by another key" is "key ID outside the configured ones". It is written as
+    the ranges between them, which an index on each key ID column answers without
+    reading the table (``NOT IN`` would read every row).
+    """
+    return or_(*(_outside(_M[kid], sorted(set(key_ids))) for _, kid in SECRET_COLUMNS))
 
 
-def health_summary(
-    mailboxes: list[MailboxPublic], health: dict[int, HealthPublic]
-) -> dict[str, int]:
-    """Counts for the summary: active, healthy, failing and never checked (active only)."""
-    active = [m for m in mailboxes if m.status is Status.ACTIVE]
-    checked = [health[m.id] for m in active if m.id in health]
-    return {
-        "active": len(active),
-        "healthy": sum(h.last_ok for h in checked),
-        "failing": sum(not h.last_ok for h in checked),
-        "not checked": len(active) - len(checked),
-    }
+def _outside(column: ColumnElement[str], ids: list[str]) -> ColumnElement[bool]:
+    return or_(*_ranges(column, ids))
 
 
-def _settings_columns(mailbox: MailboxPublic) -> dict[str, Any]:
-    oauth = "No"
-    if mailbox.oauth_enabled and mailbox.oauth_provider:
-        oauth = mailbox.oauth_provider.value
-    return {
-        "ID": mailbox.id,
-        "Name": mailbox.name,
-        "Mailbox Type": mailbox.mailbox_type.value,
-        "Host": mailbox.host,
-        "Port": mailbox.port,
-        "Account": mailbox.account,
-        "SSL Enabled": "Yes" if mailbox.ssl_enabled else "No",
-        "STARTTLS": "—" if mailbox.ssl_enabled else ("Yes" if mailbox.starttls else "No"),
-        "Certificate": "Self-signed allowed" if mailbox.allow_self_signed else "Verified",
-        "Status": mailbox.status.value,
-        "OAuth": oauth,
-        "Comments": mailbox.comments or "",
-    }
+def _ranges(column: ColumnElement[str], ids: list[str]) -> list[ColumnElement[bool]]:
+    if not ids:
+        return [column.is_not(None)]
+    ranges = [column < ids[0], column > ids[-1]]
+    return ranges + [and_(column > low, column < high) for low, high in pairwise(ids)]
 
 
-def _health_columns(health: HealthPublic | None) -> dict[str, Any]:
-    if health is None:
-        return {"Last check": None, "Result": "Not checked", "Messages": None,
-                "Failing since": None}  # fmt: skip
-    return {
-        "Last check": health.last_check_at,
-        "Result": "OK" if health.last_ok else f"Failed: {health.last_failed_step or 'check'}",
-        "Messages": health.last_message_count,
-        "Failing since": health.failing_since,
-    }
-
-
-def audit_rows(events: list[AuditPublic]) -> list[dict[str, Any]]:
-    """The Activity table: one row per event, changes as "Label: old → new"."""
-    return [
-        {
-            "When": e.at,
-            "Who": e.actor,
-            "Action": e.action,
-            "Mailbox": f"{e.mailbox_name} (ID {e.mailbox_id})",
-            "Changes": describe_changes(e.changes),
-        }
-        for e in events
+def _unreadable_ids(key_ids: Sequence[str]) -> Any:
+    """The same mailboxes as ``unreadable``, as a UNION of one index range per query: a
+    planner left to choose scans the table for the OR of six ranges (SQLite did)."""
+    ids = sorted(set(key_ids))
+    parts = [
+        select(_M.id).where(condition)
+        for _, kid in SECRET_COLUMNS
+        for condition in _ranges(_M[kid], ids)
     ]
+    return union(*parts).subquery()
 
 
-def describe_changes(changes: dict[str, Any]) -> str:
-    """ "Port: 110 → 995; Password: changed" (secrets are never recorded by value)."""
-    parts = []
-    for field, change in changes.items():
-        label = LABELS.get(field, field)
-        if isinstance(change, list) and len(change) == 2:
-            old, new = (_shown(v) for v in change)
-            parts.append(f"{label}: {new}" if change[0] is None else f"{label}: {old} → {new}")
-        else:
-            parts.append(f"{label}: {change}")
-    return "; ".join(parts)
+def _conditions(where: MailboxFilter, key_ids: Sequence[str]) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if term := _term(where.search):
+        conditions.append(_M.search_text.contains(term, autoescape=True))
+    if where.status is not None:
+        conditions.append(_M.status == where.status.value)
+    if where.mailbox_type is not None:
+        conditions.append(_M.mailbox_type == where.mailbox_type.value)
+    if where.oauth is not None:
+        conditions.append(_OAUTH_CONDITIONS[where.oauth])
+    if where.health is not None:
+        conditions.append(_HEALTH_CONDITIONS[where.health])
+    if where.unreadable:
+        conditions.append(unreadable(key_ids))
+    return conditions
 
 
-def _shown(value: Any) -> str:
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    return "—" if value in (None, "") else str(value)
+def _filtered(query: Select[Any], where: MailboxFilter, key_ids: Sequence[str]) -> Select[Any]:
+    # Health is joined only when something reads it: counting a plain filter stays on mailbox.
+    source = _WITH_HEALTH if where.health is not None else _MAILBOX
+    return query.select_from(source).where(*_conditions(where, key_ids))
+
+
+def _order(query: MailboxQuery) -> list[ColumnElement[Any]]:
+    expression = _SORTS[query.sort]
+    ordered = expression.desc() if query.descending else expression.asc()
+    if query.sort in _NULLABLE:
+        ordered = ordered.nulls_last()
+    # The ID breaks ties, so every row has one place and pages neither repeat nor skip.
+    tie = _M.id.desc() if query.descending else _M.id.asc()
+    return [ordered] if query.sort is SortKey.ID else [ordered, tie]
+
+
+# ---------------------------------------------------------------- queries
+
+
+def summary(session: Session, *, key_ids: Sequence[str]) -> ListSummary:
+    """Counts over every mailbox, each from an index rather than a read of every row.
+
+    Health is counted over all checked mailboxes (an index on last_ok), less the inactive
+    ones (joined through the status index: the few, as a rule); never checked is what
+    remains of the active ones.
+    """
+    run = session.connection().execute
+    total = int(run(select(func.count()).select_from(_MAILBOX)).scalar_one())
+    inactive = _count(run, select(func.count()).where(_M.status == Status.NOT_ACTIVE.value))
+    by_verdict = select(_H.last_ok, func.count()).group_by(_H.last_ok)
+    checked = {bool(ok): int(n) for ok, n in run(by_verdict)}
+    off = by_verdict.join(_MAILBOX, _M.id == _H.mailbox_id)
+    off_checked = {
+        bool(ok): int(n) for ok, n in run(off.where(_M.status == Status.NOT_ACTIVE.value))
+    }
+    healthy = checked.get(True, 0) - off_checked.get(True, 0)
+    failing = checked.get(False, 0) - off_checked.get(False, 0)
+    active = total - inactive
+    unreadable_count = int(
+        run(select(func.count()).select_from(_unreadable_ids(key_ids))).scalar_one()
+    )
+    return ListSummary(
+        total=total,
+        active=active,
+        healthy=healthy,
+        failing=failing,
+        not_checked=active - healthy - failing,
+        unreadable=unreadable_count,
+    )
+
+
+def _count(run: Any, query: Select[Any]) -> int:
+    return int(run(query.select_from(_MAILBOX)).scalar_one())
+
+
+def count_matching(session: Session, *, where: MailboxFilter, key_ids: Sequence[str]) -> int:
+    """How many mailboxes the filter matches."""
+    query = _filtered(select(func.count()), where, key_ids)
+    return int(session.connection().execute(query).scalar_one())
+
+
+def page_rows(session: Session, *, query: MailboxQuery, key_ids: Sequence[str]) -> list[ListRow]:
+    """The rows of one page of the view, display columns joined with health."""
+    size = max(1, min(query.page_size, max(PAGE_SIZES)))
+    statement = (
+        select(*_COLUMNS)
+        .select_from(_WITH_HEALTH)
+        .where(*_conditions(query.filter, key_ids))
+        .order_by(*_order(query))
+        .limit(size)
+        .offset((max(query.page, 1) - 1) * size)
+    )
+    return [ListRow(*row) for row in session.connection().execute(statement)]
+
+
+def matching_ids(session: Session, *, where: MailboxFilter, key_ids: Sequence[str]) -> list[int]:
+    """The IDs of every mailbox the filter matches, in ID order."""
+    query = _filtered(select(_M.id), where, key_ids).order_by(_M.id)
+    return [int(i) for i in session.connection().execute(query).scalars()]
+
+
+def unreadable_names(
+    session: Session, *, key_ids: Sequence[str], limit: int = 5
+) -> list[tuple[int, str]]:
+    """ID and name of the first mailboxes whose secrets the configured keys cannot open."""
+    query = select(_M.id, _M.name).where(unreadable(key_ids)).order_by(_M.id).limit(limit)
+    return [(int(i), str(n)) for i, n in session.connection().execute(query)]
+
+
+# ---------------------------------------------------------------- activity
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which audit events the Activity page shows (dates are UTC days, both inclusive)."""
+
+    actor: str | None = None
+    since: date | None = None
+    until: date | None = None
+    mailbox: str = ""  # an ID, or part of the mailbox's name (any case)
+
+
+def _audit_conditions(where: AuditFilter) -> list[ColumnElement[bool]]:
+    audit = _AUDIT.c
+    conditions: list[ColumnElement[bool]] = []
+    if where.actor:
+        conditions.append(audit.actor == where.actor)
+    if where.since:
+        conditions.append(audit.at >= datetime.combine(where.since, time(), UTC))
+    if where.until:
+        conditions.append(audit.at < datetime.combine(where.until + timedelta(days=1), time(), UTC))
+    mailbox = where.mailbox.strip()
+    if mailbox:
+        # lower() is ASCII-only on SQLite: a name's other letters match in their own case.
+        named = func.lower(audit.mailbox_name).contains(mailbox.lower(), autoescape=True)
+        if mailbox.isdigit() and len(mailbox) < 10:  # longer cannot be an ID (INTEGER)
+            named = or_(audit.mailbox_id == int(mailbox), named)
+        conditions.append(named)
+    return conditions
+
+
+def audit_page(
+    session: Session, *, where: AuditFilter, page: int, page_size: int
+) -> tuple[list[RowMapping], int]:
+    """One page of audit events, newest first, and how many match in all."""
+    conditions = _audit_conditions(where)
+    count = select(func.count()).select_from(_AUDIT).where(*conditions)
+    matching = int(session.connection().execute(count).scalar_one())
+    size = max(1, min(page_size, max(PAGE_SIZES)))
+    query = (
+        select(_AUDIT)
+        .where(*conditions)
+        .order_by(_AUDIT.c.at.desc(), _AUDIT.c.id.desc())
+        .limit(size)
+        .offset((max(page, 1) - 1) * size)
+    )
+    return list(session.connection().execute(query).mappings()), matching
+
+
+def audit_actors(session: Session, *, limit: int = 200) -> list[str]:
+    """The people (and commands) that appear in the audit trail, alphabetically."""
+    query = select(_AUDIT.c.actor).distinct().order_by(_AUDIT.c.actor).limit(limit)
+    return [str(a) for a in session.connection().execute(query).scalars()]

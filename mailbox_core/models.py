@@ -3,7 +3,7 @@
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Column, Integer
+from sqlalchemy import JSON, CheckConstraint, Column, Index, Integer
 from sqlmodel import AutoString, Field, SQLModel
 
 from mailbox_core.schemas import AuthMethod, MailboxBase, MailboxType, OAuthProvider, Status
@@ -22,6 +22,21 @@ class Mailbox(MailboxBase, table=True):
     """A registered mailbox. Secrets are stored only as Fernet tokens (``*_encrypted``)."""
 
     __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": _version}
+    # The list filters on these and sorts by them with a LIMIT (mailbox_core/listing.py).
+    __table_args__ = (
+        Index("ix_mailbox_status", "status"),
+        Index("ix_mailbox_mailbox_type", "mailbox_type"),
+        Index("ix_mailbox_host", "host"),
+        Index("ix_mailbox_account", "account"),
+        # A stored secret always names its key (listing.unreadable counts by key ID).
+        *(
+            CheckConstraint(
+                f"({secret}_encrypted IS NULL) = ({secret}_key_id IS NULL)",
+                name=f"ck_mailbox_{secret}_key_id",
+            )
+            for secret in ("password", "client_secret", "refresh_token")
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     # Case-insensitive uniqueness of Name, enforced by the database as the last layer.
@@ -35,6 +50,14 @@ class Mailbox(MailboxBase, table=True):
     password_encrypted: str | None = None
     client_secret_encrypted: str | None = None
     refresh_token_encrypted: str | None = None
+    # Which configured key encrypted each secret (crypto.key_id; "?" while not known):
+    # the list counts the secrets no configured key opens without decrypting anything.
+    password_key_id: str | None = Field(default=None, max_length=16, index=True)
+    client_secret_key_id: str | None = Field(default=None, max_length=16, index=True)
+    refresh_token_key_id: str | None = Field(default=None, max_length=16, index=True)
+    # Name, Host, Account and Comments casefolded, what the list's search matches
+    # (listing.search_text): one rule on SQLite and PostgreSQL, Unicode included.
+    search_text: str = Field(default="", sa_column_kwargs={"server_default": ""})
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     version: int = Field(default=1, sa_column=_version)
@@ -64,7 +87,7 @@ class MailboxHealth(SQLModel, table=True):
 
     mailbox_id: int = Field(foreign_key="mailbox.id", primary_key=True, ondelete="CASCADE")
     last_check_at: datetime
-    last_ok: bool
+    last_ok: bool = Field(index=True)
     last_message: str = Field(max_length=500)
     last_failed_step: str | None = Field(default=None, max_length=20)
     last_latency_ms: float
@@ -81,7 +104,7 @@ class AuditEvent(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=utcnow, index=True)
-    actor: str = Field(max_length=254)
+    actor: str = Field(max_length=254, index=True)
     # The IdP's `sub` of a signed-in actor: stable where an email can be reassigned.
     actor_subject: str | None = Field(default=None, max_length=254)
     action: str = Field(max_length=20)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailbox_core.schemas import MailboxType
+from mailbox_core.schemas import MailboxType, OAuthProvider
 
 
 @dataclass(frozen=True)
@@ -75,3 +75,19 @@ def suggest(account: str, mailbox_type: MailboxType | str) -> Suggestion | None:
     if wanted is MailboxType.POP3 and provider.pop3_host:
         return Suggestion(provider.name, MailboxType.POP3, provider.pop3_host, 995, provider.note)
     return Suggestion(provider.name, MailboxType.IMAP, provider.imap_host, 993, provider.note)
+
+
+#: The IMAP server of each OAuth provider's mailboxes (XOAUTH2 over implicit TLS).
+_OAUTH_SERVERS = {
+    OAuthProvider.GMAIL: _GOOGLE,
+    OAuthProvider.OFFICE365: _MICROSOFT,
+}
+
+
+def oauth_server(provider: OAuthProvider | str | None) -> Suggestion | None:
+    """The server an OAuth provider's mailboxes use: imap.gmail.com or outlook.office365.com."""
+    known = next((p for p in _OAUTH_SERVERS if p.value == provider), None)
+    if known is None:
+        return None
+    server = _OAUTH_SERVERS[known]
+    return Suggestion(server.name, MailboxType.IMAP, server.imap_host, 993, "")

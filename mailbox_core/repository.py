@@ -73,9 +73,17 @@ def active_mailbox_ids(session: Session) -> list[int]:
 
 
 def get_mailboxes(session: Session, *, mailbox_ids: list[int]) -> dict[int, Mailbox]:
-    """Rows by ID in one query (missing IDs are absent)."""
-    rows = session.exec(select(Mailbox).where(col(Mailbox.id).in_(mailbox_ids))).all()
-    return {row.id: row for row in rows if row.id is not None}
+    """Rows by ID (missing IDs are absent), a thousand IDs per query.
+
+    SQLite (32,766) and PostgreSQL (65,535) cap the parameters of one statement, and
+    Check all of every active mailbox asks for more.
+    """
+    found: dict[int, Mailbox] = {}
+    for start in range(0, len(mailbox_ids), 1000):
+        chunk = mailbox_ids[start : start + 1000]
+        rows = session.exec(select(Mailbox).where(col(Mailbox.id).in_(chunk))).all()
+        found.update({row.id: row for row in rows if row.id is not None})
+    return found
 
 
 _MAILBOX = SQLModel.metadata.tables["mailbox"]
@@ -106,13 +114,44 @@ _VERDICT = [
 ]
 
 
+def name_keys(session: Session) -> set[str]:
+    """Every name in use, as uniqueness compares them."""
+    return set(session.exec(select(Mailbox.name_key)).all())
+
+
+_SECRET_COLUMNS = ("password", "client_secret", "refresh_token")
+
+
+def secrets_of_unknown_key(session: Session, *, unknown: str) -> list[tuple[int, str, str]]:
+    """(mailbox ID, secret field, ciphertext) of every stored secret whose key is ``unknown``."""
+    found: list[tuple[int, str, str]] = []
+    for field in _SECRET_COLUMNS:
+        token, key_id = _MAILBOX.c[f"{field}_encrypted"], _MAILBOX.c[f"{field}_key_id"]
+        query = core_select(_MAILBOX.c.id, token).where(key_id == unknown)
+        found += [(int(i), field, str(t)) for i, t in session.connection().execute(query)]
+    return found
+
+
+def set_key_id(session: Session, *, mailbox_id: int, field: str, token: str, key_id: str) -> int:
+    """Record which key made a secret, if it still holds ``token``; not an edit (no version)."""
+    column = _MAILBOX.c[f"{field}_encrypted"]
+    statement = (
+        update(_MAILBOX)
+        .where(_MAILBOX.c.id == mailbox_id, column == token)
+        .values({f"{field}_key_id": key_id})
+    )
+    return int(session.connection().execute(statement).rowcount)
+
+
 def get_refresh_token(session: Session, *, mailbox_id: int) -> str | None:
     """The stored (encrypted) refresh token of a mailbox."""
     query = select(Mailbox.refresh_token_encrypted).where(Mailbox.id == mailbox_id)
     return session.exec(query).first()
 
 
-def swap_refresh_token(session: Session, *, mailbox_id: int, expected: str, token: str) -> bool:
+def swap_refresh_token(
+    session: Session, *, mailbox_id: int, expected: str, token: str, key_id: str
+) -> bool:
     """Replace the encrypted refresh token if it is still ``expected`` (compare and swap).
 
     A Core UPDATE, not a flush: the version column is not bumped, so this is not an edit.
@@ -120,7 +159,7 @@ def swap_refresh_token(session: Session, *, mailbox_id: int, expected: str, toke
     statement = (
         update(Mailbox)
         .where(col(Mailbox.id) == mailbox_id, col(Mailbox.refresh_token_encrypted) == expected)
-        .values(refresh_token_encrypted=token)
+        .values(refresh_token_encrypted=token, refresh_token_key_id=key_id)
     )
     return session.connection().execute(statement).rowcount == 1
 

@@ -470,8 +470,15 @@ def _hostname(text: str) -> str:
 
 
 def visible_fields(values: Mapping[str, Any]) -> list[str]:
-    """The form's fields, in order, for the answers given so far."""
-    fields = ["name", "mailbox_type", "host", "port", "account", "password", "ssl_enabled"]
+    """The form's fields, in order, for the answers given so far.
+
+    A field the chosen sign-in does not use is not shown (Password for Gmail and for
+    Office365 with a client secret), and so never saved.
+    """
+    fields = ["name", "mailbox_type", "host", "port", "account"]
+    if needs_password(values):
+        fields.append("password")
+    fields.append("ssl_enabled")
     if not _is_true(values.get("ssl_enabled")):
         fields.append("starttls")
     fields += ["status", "comments"]
@@ -505,7 +512,10 @@ def _provider_fields(values: Mapping[str, Any]) -> list[str]:
 
 def needs_password(values: Mapping[str, Any]) -> bool:
     """Whether the sign-in path uses Account + Password (SPEC §3)."""
-    if not _is_true(values.get("oauth_enabled")):
+    # OAuth exists only for IMAP (a POP3 mailbox's leftover OAuth answers do not count).
+    if not _matches(values.get("mailbox_type"), MailboxType.IMAP) or not _is_true(
+        values.get("oauth_enabled")
+    ):
         return True
     provider = values.get("oauth_provider")
     if _matches(provider, OAuthProvider.GMAIL):
@@ -586,7 +596,7 @@ def normalise_input(raw: Mapping[str, Any]) -> dict[str, Any]:
     if not _matches(mailbox_type, MailboxType.IMAP):
         data["oauth_enabled"] = False
     keep = set(visible_fields(data))
-    for field in OAUTH_FIELDS:
+    for field in (*OAUTH_FIELDS, "password"):
         if field not in keep:
             data.pop(field, None)
     if "starttls" not in keep:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import SecretStr
@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session
 
-from mailbox_core import connect, repository
+from mailbox_core import connect, listing, repository
 from mailbox_core.access import Actor, Permission
 from mailbox_core.crypto import SecretBox, UndecryptableSecret
 from mailbox_core.db import describe
@@ -23,9 +23,18 @@ from mailbox_core.errors import (
     FieldError,
     MailboxNotFound,
     SecretDecryptionError,
+    SelectionChanged,
     StorageError,
     StoredSecretRefused,
     ValidationFailed,
+)
+from mailbox_core.listing import (
+    AuditFilter,
+    ListPage,
+    ListView,
+    MailboxFilter,
+    MailboxQuery,
+    search_text,
 )
 from mailbox_core.models import AuditEvent, Mailbox, MailboxCheck, utcnow
 from mailbox_core.monitoring import CheckRecord, Monitor
@@ -177,33 +186,62 @@ class MailboxService:
         """Delete mailboxes (their checks and health go with them); returns how many."""
         actor.require(Permission.DELETE)
         with self._session() as session:
-            rows = repository.get_mailboxes(session, mailbox_ids=_possible_ids(mailbox_ids))
-            for row in rows.values():
-                snapshot = {f: [plain(getattr(row, f)), None] for f in SETTING_FIELDS}
-                repository.add_audit(session, event=_event("deleted", row, actor, snapshot))
-                session.delete(row)
-            _commit(session, rows.values())
-            return len(rows)
+            return self._delete(session, _possible_ids(mailbox_ids), actor)
 
     def set_status(self, mailbox_ids: list[int], status: Status, *, actor: Actor) -> int:
         """Activate or deactivate mailboxes; returns how many changed."""
         actor.require(Permission.SET_STATUS)
-        action = "activated" if status is Status.ACTIVE else "deactivated"
         with self._session() as session:
-            changed = 0
-            rows = repository.get_mailboxes(session, mailbox_ids=_possible_ids(mailbox_ids))
-            for row in rows.values():
-                if row.status == status:
-                    continue
-                changes = {"status": [plain(row.status), status.value]}
-                row.status, row.updated_at = status, utcnow()
-                session.add(row)
-                if status is Status.ACTIVE and row.id is not None:
-                    self.monitor.settings_changed(session, row.id)
-                repository.add_audit(session, event=_event(action, row, actor, changes))
-                changed += 1
-            _commit(session, rows.values())
-            return changed
+            return self._set_status(session, _possible_ids(mailbox_ids), status, actor)
+
+    def delete_matching(self, where: MailboxFilter, *, expected: int, actor: Actor) -> int:
+        """Delete every mailbox the filter matches, if that is the ``expected`` number.
+
+        "Select all N matching": the person confirmed N, so a filter that matches another
+        number by now (someone added or changed mailboxes) raises SelectionChanged and
+        nothing is deleted. IDs are read and deleted in the same transaction.
+        """
+        actor.require(Permission.DELETE)
+        with self._session() as session:
+            return self._delete(session, self._confirmed(session, where, expected), actor)
+
+    def set_status_matching(
+        self, where: MailboxFilter, status: Status, *, expected: int, actor: Actor
+    ) -> int:
+        """Activate or deactivate every mailbox the filter matches (see delete_matching)."""
+        actor.require(Permission.SET_STATUS)
+        with self._session() as session:
+            ids = self._confirmed(session, where, expected)
+            return self._set_status(session, ids, status, actor)
+
+    def matching_ids(self, where: MailboxFilter) -> list[int]:
+        """The IDs of every mailbox the filter matches, in ID order."""
+        with self._session() as session:
+            return listing.matching_ids(session, where=where, key_ids=self._box.key_ids)
+
+    def list_view(self, query: MailboxQuery) -> ListView:
+        """The list's summary and one page of the view, in SQL (no secret is opened).
+
+        A page past the end (the list shrank since the link was made) becomes the last one.
+        """
+        key_ids = self._box.key_ids
+        with self._session() as session:
+            counts = listing.summary(session, key_ids=key_ids)
+            matching = (
+                counts.total
+                if query.filter.empty
+                else listing.count_matching(session, where=query.filter, key_ids=key_ids)
+            )
+            size = query.page_size
+            shown = ListPage([], matching, 1, size)
+            query = replace(query, page=min(max(query.page, 1), shown.pages))
+            rows = listing.page_rows(session, query=query, key_ids=key_ids)
+            return ListView(counts, ListPage(rows, matching, query.page, size))
+
+    def unreadable_names(self, limit: int = 5) -> list[tuple[int, str]]:
+        """ID and name of the first mailboxes with a secret the configured keys cannot open."""
+        with self._session() as session:
+            return listing.unreadable_names(session, key_ids=self._box.key_ids, limit=limit)
 
     def copy_name(self, mailbox_id: int, *, actor: Actor) -> str:
         """A free name for a duplicate: "X (copy)", "X (copy 2)", …"""
@@ -221,6 +259,21 @@ class MailboxService:
         with self._session() as session:
             events = repository.list_audit(session, mailbox_id=mailbox_id, limit=limit)
             return [AuditPublic.model_validate(e) for e in events]
+
+    def audit_page(
+        self, where: AuditFilter, *, page: int = 1, page_size: int = 50
+    ) -> tuple[list[AuditPublic], int]:
+        """One page of audit events, newest first, and how many match the filter in all."""
+        with self._session() as session:
+            events, matching = listing.audit_page(
+                session, where=where, page=page, page_size=page_size
+            )
+            return [AuditPublic.model_validate(dict(e)) for e in events], matching
+
+    def audit_actors(self) -> list[str]:
+        """Everyone (and every command) the audit trail names, alphabetically."""
+        with self._session() as session:
+            return listing.audit_actors(session)
 
     def import_mailboxes(
         self, rows: Sequence[Mapping[str, Any]], *, actor: Actor
@@ -262,10 +315,14 @@ class MailboxService:
         with self._session() as session:
             return self._plan_import(session, rows)
 
-    def list_mailboxes(self) -> list[MailboxPublic]:
-        """Every mailbox, oldest first."""
+    def list_mailboxes(self, where: MailboxFilter | None = None) -> list[MailboxPublic]:
+        """Every mailbox (or those the filter matches), oldest first. For exports and
+        scripts: the page lists through ``list_view``, which builds no model per row."""
         with self._session() as session:
-            return [to_public(row) for row in repository.list_mailboxes(session)]
+            if where is None:
+                return [to_public(row) for row in repository.list_mailboxes(session)]
+            ids = listing.matching_ids(session, where=where, key_ids=self._box.key_ids)
+            return [to_public(row) for rows in _chunked_rows(session, ids) for row in rows]
 
     def get_mailbox(self, mailbox_id: int) -> MailboxPublic:
         """One mailbox by ID; raises MailboxNotFound."""
@@ -309,16 +366,34 @@ class MailboxService:
             return loaded
 
     def undecryptable_mailboxes(self) -> list[MailboxPublic]:
-        """Mailboxes with a secret that none of the configured keys opens."""
+        """Mailboxes with a secret that none of the configured keys made (by key ID)."""
         with self._session() as session:
-            return [
-                to_public(row)
-                for row in repository.list_mailboxes(session)
-                if any(
-                    token and not self._box.can_decrypt(token)
-                    for token in _secret_tokens(row).values()
-                )
-            ]
+            ids = listing.matching_ids(
+                session, where=MailboxFilter(unreadable=True), key_ids=self._box.key_ids
+            )
+            rows = repository.get_mailboxes(session, mailbox_ids=ids)
+            return [to_public(rows[i]) for i in ids]
+
+    def identify_keys(self) -> int:
+        """Record which configured key made each secret whose key is not known yet.
+
+        Secrets stored before key IDs existed (migration 0007), or by a key that was not
+        configured at the time, are tried against the configured keys once here; the list
+        then counts unreadable secrets from the IDs alone. Returns how many it identified.
+        """
+        found = 0
+        with self._session() as session:
+            unknown = repository.secrets_of_unknown_key(session, unknown=listing.UNKNOWN_KEY)
+            for row_id, field, token in unknown:
+                identifier = self._box.key_id_of(token)
+                if identifier is not None:
+                    found += repository.set_key_id(
+                        session, mailbox_id=row_id, field=field, token=token, key_id=identifier
+                    )
+            session.commit()
+        if found:
+            log.info("Identified the encryption key of %s stored secrets", found)
+        return found
 
     def record_checks(self, checks: Sequence[MailboxCheck | CheckRecord]) -> None:
         """Store connection-test results and update each mailbox's health, in one go.
@@ -373,6 +448,7 @@ class MailboxService:
                 mailbox_id=mailbox_id,
                 expected=current,
                 token=self._box.encrypt(refresh_token),
+                key_id=self._box.primary_key_id,
             )
             session.commit()
         if stored:
@@ -400,6 +476,7 @@ class MailboxService:
                     except UndecryptableSecret as exc:
                         session.rollback()
                         raise SecretDecryptionError(row.id, row.name, LABELS[field]) from exc
+                    setattr(row, f"{field}_key_id", self._box.primary_key_id)
                     secrets += 1
                     changed = True
                 if changed:
@@ -412,8 +489,7 @@ class MailboxService:
     # -- helpers
 
     def _plan_import(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> ImportPlan:
-        taken = {repository.name_key(m.name) for m in repository.list_mailboxes(session)}
-        return plan_import(rows, taken, self.operator_apps)
+        return plan_import(rows, repository.name_keys(session), self.operator_apps)
 
     def _held(
         self, session: Session, connected: str | None, actor: Actor
@@ -440,13 +516,54 @@ class MailboxService:
         if connected:
             repository.delete_consents(session, form=connected, actor=actor.name)
 
+    def _confirmed(self, session: Session, where: MailboxFilter, expected: int) -> list[int]:
+        ids = listing.matching_ids(session, where=where, key_ids=self._box.key_ids)
+        if len(ids) != expected:
+            raise SelectionChanged(expected, len(ids))
+        return ids
+
+    def _delete(self, session: Session, ids: list[int], actor: Actor) -> int:
+        deleted = 0
+        for rows in _chunked_rows(session, ids):
+            for row in rows:
+                snapshot = {f: [plain(getattr(row, f)), None] for f in SETTING_FIELDS}
+                repository.add_audit(session, event=_event("deleted", row, actor, snapshot))
+                session.delete(row)
+            _flush(session, rows)
+            deleted += len(rows)
+        session.commit()
+        return deleted
+
+    def _set_status(self, session: Session, ids: list[int], status: Status, actor: Actor) -> int:
+        action = "activated" if status is Status.ACTIVE else "deactivated"
+        changed = 0
+        for rows in _chunked_rows(session, ids):
+            for row in rows:
+                if row.status == status:
+                    continue
+                changes = {"status": [plain(row.status), status.value]}
+                row.status, row.updated_at = status, utcnow()
+                session.add(row)
+                if status is Status.ACTIVE and row.id is not None:
+                    self.monitor.settings_changed(session, row.id)  # due at once
+                repository.add_audit(session, event=_event(action, row, actor, changes))
+                changed += 1
+            _flush(session, rows)
+        session.commit()
+        return changed
+
     def _credentials(self, row: Mailbox) -> Credentials:
         return Credentials(**{field: self._decrypt(row, field) for field in SECRET_FIELDS})
 
     def _new_row(self, create: MailboxCreate) -> Mailbox:
+        text = search_text(create.name, create.host, create.account, create.comments)
         return Mailbox.model_validate(
             create.model_dump(exclude=set(SECRET_FIELDS)),
-            update={"name_key": repository.name_key(create.name), **self._encrypt(create)},
+            update={
+                "name_key": repository.name_key(create.name),
+                "search_text": text,
+                **self._encrypt(create),
+            },
         )
 
     def _apply(self, row: Mailbox, update: MailboxUpdate) -> dict[str, Any]:
@@ -458,6 +575,7 @@ class MailboxService:
                 changes[field] = [old, new]
                 setattr(row, field, getattr(update, field))
         row.name_key = repository.name_key(update.name)
+        row.search_text = search_text(row.name, row.host, row.account, row.comments)
         for field in SECRET_FIELDS:
             if field in update.kept_secrets:
                 continue
@@ -466,9 +584,11 @@ class MailboxService:
             if secret is None:
                 if getattr(row, column) is not None:
                     setattr(row, column, None)
+                    setattr(row, f"{field}_key_id", None)
                     changes[field] = "cleared"
             else:
                 setattr(row, column, self._box.encrypt(secret.get_secret_value()))
+                setattr(row, f"{field}_key_id", self._box.primary_key_id)
                 changes[field] = "changed"
         return changes
 
@@ -495,12 +615,14 @@ class MailboxService:
         return row
 
     def _encrypt(self, create: MailboxCreate) -> dict[str, str | None]:
+        """Each secret's ciphertext and the ID of the key that made it (None when unset)."""
         encrypted: dict[str, str | None] = {}
         for field in SECRET_FIELDS:
             secret: SecretStr | None = getattr(create, field)
             encrypted[f"{field}_encrypted"] = (
                 self._box.encrypt(secret.get_secret_value()) if secret else None
             )
+            encrypted[f"{field}_key_id"] = self._box.primary_key_id if secret else None
         return encrypted
 
     def _decrypt(self, row: Mailbox, field: str) -> str | None:
@@ -540,7 +662,7 @@ def _commit(session: Session, rows: Iterable[Mailbox]) -> None:
     Every UPDATE and DELETE carries the version it read (version_id_col): 0 rows
     matched means another change came first, and nothing of this one is kept.
     """
-    names = ", ".join(f"“{row.name}”" for row in rows)  # before a rollback expires them
+    names = _names(rows)  # before a rollback expires them
     try:
         session.commit()
     except StaleDataError as exc:
@@ -548,6 +670,36 @@ def _commit(session: Session, rows: Iterable[Mailbox]) -> None:
         raise ConcurrentEditError(
             None, None, f"{names} changed or went away while this was being done"
         ) from exc
+
+
+def _flush(session: Session, rows: Sequence[Mailbox]) -> None:
+    """Write one chunk of a bulk change now (see _commit), then let its rows go."""
+    names = _names(rows)
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        session.rollback()
+        raise ConcurrentEditError(
+            None, None, f"{names} changed or went away while this was being done"
+        ) from exc
+    session.expunge_all()  # a bulk change over "all matching" holds one chunk at a time
+
+
+def _names(rows: Iterable[Mailbox], shown: int = 5) -> str:
+    rows = list(rows)
+    names = ", ".join(f"“{row.name}”" for row in rows[:shown])
+    return f"{names} and {len(rows) - shown:,} more" if len(rows) > shown else names
+
+
+#: Rows a bulk change loads at once (also under every database's bound-parameter limit).
+CHUNK = 500
+
+
+def _chunked_rows(session: Session, ids: list[int]) -> Iterator[list[Mailbox]]:
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        rows = repository.get_mailboxes(session, mailbox_ids=chunk)
+        yield [rows[i] for i in chunk if i in rows]
 
 
 def _moved_secrets(row: Mailbox, update: MailboxUpdate) -> list[str]:

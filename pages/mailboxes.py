@@ -1,13 +1,13 @@
-"""Mailboxes: every registered mailbox with its health (never a secret)."""
+"""Mailboxes: find, filter, sort and page the list (in SQL), its health, actions on a selection."""
 
-import pandas as pd
 import streamlit as st
 
 from mailbox_core.access import Permission
 from mailbox_core.errors import MailboxCoreError
-from mailbox_core.listing import COLUMNS, health_summary, mailbox_rows
-from ui import access, bulk, checks, monitoring, runtime, transfer
-from ui.navigation import NEW_MAILBOX_PAGE, require_entrypoint, show_flash
+from mailbox_core.listing import HealthFilter, ListSummary
+from mailbox_core.schemas import Status
+from ui import access, bulk, checks, listview, monitoring, runtime, table, transfer
+from ui.navigation import MAILBOXES_PAGE, NEW_MAILBOX_PAGE, require_entrypoint, show_flash
 from ui.results import show_probe
 
 require_entrypoint()
@@ -16,36 +16,48 @@ actor = access.require(Permission.VIEW)
 st.title("Mailboxes")
 show_flash()
 
-new, check_all, _ = st.columns([1, 2, 3])
-if actor.can(Permission.CREATE) and new.button(
-    "New Mailbox", type="primary", icon=":material/add:"
-):
+with st.container(horizontal=True, gap="small"):
+    new = actor.can(Permission.CREATE) and st.button(
+        "New Mailbox", type="primary", icon=":material/add:"
+    )
+    run_check_all = actor.can(Permission.CHECK_ALL) and st.button(
+        "Check all active mailboxes", icon=":material/network_check:"
+    )
+if new:
     st.switch_page(NEW_MAILBOX_PAGE)
-run_check_all = actor.can(Permission.CHECK_ALL) and check_all.button(
-    "Check all active mailboxes", icon=":material/network_check:"
-)
 
 try:
     service, checker = runtime.service(), runtime.checker()
     if run_check_all:
         checks.check_all(checker, actor)
-    mailboxes = service.list_mailboxes()
-    health = service.health()
-    unreadable = service.undecryptable_mailboxes()
+    else:
+        checks.last_report()
+    query = listview.prepare()
+    view = service.list_view(query)
+    unreadable = service.unreadable_names() if view.summary.unreadable else []
 except MailboxCoreError as exc:
     st.error(str(exc))
     st.stop()
 
 monitoring.banner(runtime.monitor())
+summary = view.summary
 if unreadable:
-    names = ", ".join(f"“{m.name}” (ID {m.id})" for m in unreadable)
+    names = ", ".join(f"“{name}” (ID {mailbox_id})" for mailbox_id, name in unreadable)
+    more = summary.unreadable - len(unreadable)
     st.error(
-        f"The configured encryption keys cannot decrypt the secrets of {names}. Add the key "
-        "they were saved with to MAILBOX_ENCRYPTION_KEYS (or restore data/secret.key). "
-        "Nothing has been changed or lost."
+        f"The configured encryption keys cannot decrypt the secrets of {names}"
+        f"{f' and {more:,} more' if more else ''}. Add the key they were saved with to "
+        "MAILBOX_ENCRYPTION_KEYS (or restore data/secret.key). Nothing has been changed or lost."
+    )
+    st.page_link(
+        MAILBOXES_PAGE,
+        label="Show them",
+        query_params=listview.link_params(unreadable=True),
+        icon=":material/key_off:",
     )
 
-if not mailboxes:
+if not summary.total:
+    listview.forget()
     st.info(
         "No mailboxes yet. Press **New Mailbox** to register the first mailbox your "
         "helpdesk should poll, or import them below."
@@ -57,57 +69,77 @@ if not mailboxes:
         transfer.import_section(service)
     st.stop()
 
-counts = health_summary(mailboxes, health)
-noun = "mailbox" if len(mailboxes) == 1 else "mailboxes"
-st.caption(f"{len(mailboxes)} {noun}, {counts['active']} active.")
-metrics, chart = st.columns([3, 2])
-with metrics:
-    active, healthy, failing = st.columns(3)
-    active.metric("Active", counts["active"])
-    healthy.metric("Healthy", counts["healthy"])
-    failing.metric("Failing", counts["failing"])
-with chart:
-    st.bar_chart(
-        pd.DataFrame({"mailboxes": counts}).drop(index="active"), height=140, horizontal=True
-    )
 
-frame = pd.DataFrame(mailbox_rows(mailboxes, health), columns=list(COLUMNS))
+def _summary(counts: ListSummary) -> None:
+    """The counts, each a link to the list filtered to it."""
+    noun = "mailbox" if counts.total == 1 else "mailboxes"
+    st.caption(f"{counts.total:,} {noun}, {counts.active:,} active.")
+    active = Status.ACTIVE
+    shortcuts = (
+        ("Active", counts.active, {"status": active}),
+        ("Healthy", counts.healthy, {"status": active, "health": HealthFilter.OK}),
+        ("Failing", counts.failing, {"status": active, "health": HealthFilter.FAILING}),
+        ("Not checked", counts.not_checked, {"status": active, "health": HealthFilter.NOT_CHECKED}),
+        ("Inactive", counts.inactive, {"status": Status.NOT_ACTIVE}),
+    )
+    with st.container(horizontal=True, gap="small"):
+        for label, count, where in shortcuts:
+            with st.container(border=True, width=170, gap=None):
+                st.metric(label, f"{count:,}")
+                st.page_link(
+                    MAILBOXES_PAGE,
+                    label=f"Show {label.lower()}",
+                    query_params=listview.link_params(**where),
+                )
+
+
+_summary(summary)
+listview.controls()
+if query.filter.unreadable:
+    st.caption("Only mailboxes with a secret the configured keys cannot open.")
+    st.page_link(MAILBOXES_PAGE, label="Show every mailbox", query_params={})
+
+page = view.page
+rows = page.rows
+ids = [row.id for row in rows]
+# The actions sit above the table, where its ticks are read from the session before it
+# is drawn (follow_selection first makes them mean mailboxes, not positions).
+bulk.follow_selection(ids)
+chosen = bulk.target(ids, {r.id: r.name for r in rows}, query.filter, page.matching, actor)
+bulk.action_bar(service, chosen, actor)
+if (requested := bulk.pending_test()) is not None:
+    try:
+        checks.test_selected(checker, requested, actor)
+    except MailboxCoreError as exc:
+        st.error(str(exc))
+    else:
+        st.rerun()  # the table shows the new health
+checks.show_results(show_probe)
+
 # The frame holds display columns only: a hidden column would still reach the browser.
-event = st.dataframe(
-    frame,
+st.dataframe(
+    table.mailbox_frame(rows),
     key=bulk.TABLE_KEY,
     on_select="rerun",
     selection_mode="multi-row",
     hide_index=True,
     width="stretch",
-    column_config={
-        # Pinned: the health columns sit far right (SPEC §1 order); the row stays named.
-        "ID": st.column_config.NumberColumn("ID", format="%d", width="small", pinned=True),
-        "Name": st.column_config.TextColumn("Name", pinned=True),
-        "Port": st.column_config.NumberColumn("Port", format="%d", width="small"),
-        "Comments": st.column_config.TextColumn("Comments", width="medium"),
-        "Last check": st.column_config.DatetimeColumn("Last check", format="distance"),
-        "Failing since": st.column_config.DatetimeColumn("Failing since", format="distance"),
-        "Messages": st.column_config.NumberColumn("Messages", format="%d"),
-    },
+    column_config=table.mailbox_columns(),
+    placeholder=table.EMPTY,
 )
-by_id = {m.id: m for m in mailboxes}
-selected = [by_id[int(frame.iloc[row]["ID"])] for row in event.selection.rows if row < len(frame)]
-if bulk.action_bar(service, selected, actor):
-    try:
-        with st.spinner("Testing…"):
-            checks.test_selected(checker, [m.id for m in selected], actor)
-    except MailboxCoreError as exc:
-        st.error(str(exc))
-    else:
-        st.rerun()
-
-for mailbox_id, result in checks.stored_results().items():
-    if mailbox_id in by_id:
-        show_probe(result, f"{by_id[mailbox_id].name} (ID {mailbox_id})")
+first = (page.page - 1) * page.page_size + 1
+st.caption(
+    (
+        f"Showing {first:,}–{first + len(rows) - 1:,} of {page.matching:,} matching."
+        if rows
+        else "No mailbox matches this view."
+    )
+    + " Column headers sort this page only; Sort by orders the whole list."
+)
+listview.pager(query, page)
 
 st.divider()
 if actor.can(Permission.EXPORT):
-    transfer.export_buttons(mailboxes)
+    transfer.export_buttons(service, query.filter, page.matching)
 if actor.can(Permission.IMPORT):
     transfer.import_section(service)

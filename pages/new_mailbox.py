@@ -6,7 +6,7 @@ import streamlit as st
 
 from mailbox_core.access import Permission
 from mailbox_core.errors import MailboxCoreError
-from ui import access, connect, form, runtime
+from ui import access, connect, form, listview, runtime
 from ui.navigation import MAILBOXES_PAGE, flash, require_entrypoint
 from ui.results import show_probe
 
@@ -14,9 +14,11 @@ require_entrypoint()
 actor = access.require(Permission.CREATE)
 
 PREFIX = "new_mailbox"
+#: The list newest first, so the mailbox just saved is its first row at any size.
+NEWEST_FIRST = {"order": "desc"}
 
-if st.session_state.pop(form.key(PREFIX, "done"), False):
-    st.switch_page(MAILBOXES_PAGE)
+if (back := st.session_state.pop(form.key(PREFIX, "done"), None)) is not None:
+    st.switch_page(MAILBOXES_PAGE, query_params=back)
 
 st.title("New Mailbox")
 try:
@@ -27,12 +29,7 @@ except MailboxCoreError as exc:
 
 form.init_state(PREFIX)
 form.render(PREFIX)
-
-errors = st.session_state.get(form.key(PREFIX, "errors"))
-if errors:
-    st.error(f"Nothing was saved. Please correct: {', '.join(form.LABELS[f] for f in errors)}.")
-if failure := st.session_state.get(form.key(PREFIX, "failure")):
-    st.error(failure)
+form.problems(PREFIX)
 
 
 test_values = partial(
@@ -43,24 +40,25 @@ connect.section(PREFIX, test=test_values)
 
 def _saved(message: str) -> None:
     flash(message)
-    st.session_state[form.key(PREFIX, "done")] = True
+    st.session_state[form.key(PREFIX, "done")] = NEWEST_FIRST
 
 
 def _cancel() -> None:
     form.clear_form(PREFIX)
-    st.session_state[form.key(PREFIX, "done")] = True
+    st.session_state[form.key(PREFIX, "done")] = listview.last_shown()
 
 
-ok, test, cancel, _ = st.columns([1, 2, 1, 4])
-ok.button("OK", type="primary", on_click=form.submit_create, args=(PREFIX, service, actor, _saved))
-test.button(
-    "Test connection",
-    icon=":material/cable:",
-    on_click=form.submit_test,
-    args=(PREFIX, test_values),
-)
-
-cancel.button("Cancel", on_click=_cancel)
+with st.container(horizontal=True, gap="small"):
+    form.submit_button(
+        PREFIX, "OK", on_click=form.submit_create, args=(PREFIX, service, actor, _saved)
+    )
+    st.button(
+        "Test connection",
+        icon=":material/cable:",
+        on_click=form.submit_test,
+        args=(PREFIX, test_values),
+    )
+    st.button("Cancel", on_click=_cancel)
 
 if probe := st.session_state.get(form.key(PREFIX, "probe")):
     show_probe(probe, "Connection test")

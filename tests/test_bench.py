@@ -10,9 +10,8 @@ import pytest
 
 from tests.conftest import ROOT
 
-pytestmark = [pytest.mark.dovecot]
 
-
+@pytest.mark.dovecot
 def test_check_all_bench_runs_and_prints_its_figures(dovecot_server: Any) -> None:
     done = subprocess.run(
         [
@@ -57,3 +56,23 @@ def test_check_due_bench_runs_and_prints_its_figures(dovecot_server: Any) -> Non
     assert done.returncode == 0, done.stdout + done.stderr
     for figure in ("check-due × 1", "check-due × 2", "worker × 1", "checks/s", "(12/12 once)"):
         assert figure in done.stdout
+
+
+def test_list_page_bench_runs_and_prints_its_figures() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.list_page", "--mailboxes", "300", "--rounds", "1",
+         "--form", "--form-reruns", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    for figure in (
+        "seeded 300 mailboxes",
+        "first run (s)",
+        "rerun after a tick (s)",
+        "peak RSS, fresh process (MB)",
+        "New Mailbox rerun after changing Mailbox Type",
+    ):
+        assert figure in done.stdout, done.stdout

@@ -109,6 +109,8 @@ def _connected(
         st.session_state[form.key(prefix, SEEN)] = seen
         st.session_state.pop(form.key(prefix, URL), None)
         form.submit_test(prefix, test)
+        # The Edit page shows a test's result above the form, already drawn: show it now.
+        st.rerun()
 
 
 def _waiting(prefix: str, name: str) -> None:

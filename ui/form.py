@@ -8,13 +8,14 @@ seeded into session state once. Which fields show comes from the core's
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 import streamlit as st
 
 from mailbox_core.access import Actor
 from mailbox_core.errors import MailboxCoreError, StoredSecretRefused, ValidationFailed
-from mailbox_core.presets import suggest
+from mailbox_core.presets import oauth_server, suggest
 from mailbox_core.probe import ProbeResult
 from mailbox_core.schemas import (
     ADVANCED_FIELDS,
@@ -29,7 +30,6 @@ from mailbox_core.schemas import (
     OAuthProvider,
     Status,
     default_port,
-    needs_password,
     parse_host,
     plain,
     required_fields,
@@ -68,6 +68,42 @@ CONNECT_REF = "connect.form"
 # tests/app/test_served_app.py types a password, presses Tab and saves, in Chromium.
 HIDE_PASSWORD_REVEAL = "<style>button[aria-label='Show password']{display:none}</style>"
 
+# Enter submits. The form cannot be an st.form (fields appear as the user answers, SPEC
+# §2), and a button's shortcut="Enter" is ignored while the focus is in a text field. So
+# this script (constant, no user input) clicks the page's submit button, keyed
+# "<prefix>.submit", when Enter is pressed in a one-line field. It runs after Streamlit's
+# own Enter handler (on React's root, below document), which has already committed the
+# field's value. Selectboxes are inputs too: Enter picks an option there, so they are left
+# alone. tests/app/test_served_app.py presses Enter in Chromium.
+ENTER_SUBMITS = """<script>
+(() => {
+  if (window.mailboxManagerEnterSubmits) return;
+  window.mailboxManagerEnterSubmits = true;
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.isComposing || event.shiftKey || event.altKey
+        || event.ctrlKey || event.metaKey) return;
+    const field = event.target;
+    if (!(field instanceof HTMLInputElement)) return;
+    if (!["text", "password", "number", "email"].includes(field.type)) return;
+    if (field.getAttribute("role") === "combobox" || field.closest("[data-baseweb=select]")) return;
+    const submit = document.querySelector("[class*='-submit'][class*='st-key-'] button");
+    if (submit && !submit.disabled) setTimeout(() => submit.click(), 0);
+  });
+})();
+</script>"""
+
+#: Form rows: fields side by side (and their width shares), in SPEC order left to right.
+ROWS: tuple[tuple[tuple[str, int], ...], ...] = (
+    (("name", 1),),
+    (("mailbox_type", 1), ("host", 3), ("port", 1)),
+    (("account", 1), ("password", 1)),
+    (("ssl_enabled", 1), ("starttls", 1), ("status", 1)),
+    (("comments", 1),),
+    (("oauth_enabled", 1), ("oauth_provider", 1), ("auth_method", 2)),
+    (("client_id", 1), ("tenant_id", 1)),
+    (("client_secret", 1), ("refresh_token", 1)),
+)
+
 
 def key(prefix: str, field: str) -> str:
     return f"{prefix}.{field}"
@@ -89,6 +125,7 @@ def init_state(prefix: str) -> None:
     for field, value in DEFAULTS.items():
         st.session_state.setdefault(key(prefix, field), value)
     st.session_state.setdefault(key(prefix, "port_typed"), False)
+    st.session_state.setdefault(key(prefix, "host_typed"), False)
 
 
 def form_values(mailbox: MailboxPublic) -> dict[str, Any]:
@@ -111,6 +148,8 @@ def seed(prefix: str, values: dict[str, Any], stored: dict[str, bool] | None = N
         st.session_state[key(prefix, field)] = value
     standard = default_port(values["mailbox_type"], values["ssl_enabled"] == "Yes")
     st.session_state[key(prefix, "port_typed")] = values["port"] != standard
+    # A saved (or copied) mailbox's server is its own: choosing a provider keeps it.
+    st.session_state[key(prefix, "host_typed")] = bool(values.get("host"))
     if stored is not None:
         st.session_state[key(prefix, "stored")] = stored
 
@@ -159,6 +198,7 @@ def _port_typed(prefix: str) -> None:
 def _host_changed(prefix: str) -> None:
     """A pasted URL (imaps://imap.gmail.com:993) fills Mailbox Type, SSL and Port."""
     raw = st.session_state.get(key(prefix, "host")) or ""
+    st.session_state[key(prefix, "host_typed")] = bool(raw.strip())
     if ":" not in raw:
         return
     try:
@@ -175,6 +215,40 @@ def _host_changed(prefix: str) -> None:
         st.session_state[key(prefix, "port_typed")] = True
     else:
         _follow_port(prefix)
+
+
+def _provider_chosen(prefix: str) -> None:
+    """Gmail or Office365 fills its server (SSL, 993) unless the user typed a Host."""
+    server = oauth_server(st.session_state.get(key(prefix, "oauth_provider")))
+    if server is None or st.session_state.get(key(prefix, "host_typed")):
+        return
+    st.session_state[key(prefix, "host")] = server.host
+    st.session_state[key(prefix, "ssl_enabled")] = "Yes"
+    if not st.session_state.get(key(prefix, "port_typed")):
+        st.session_state[key(prefix, "port")] = server.port
+
+
+#: What changing a field does besides clearing its error.
+_ON_CHANGE: dict[str, Callable[[str], None]] = {
+    "mailbox_type": _follow_port,
+    "ssl_enabled": _follow_port,
+    "port": _port_typed,
+    "host": _host_changed,
+    "oauth_provider": _provider_chosen,
+}
+
+
+def _changed(prefix: str, field: str) -> None:
+    """A field's error goes as soon as the field changes (the rest stay until submitted)."""
+    errors: dict[str, str] | None = st.session_state.get(key(prefix, "errors"))
+    if errors and field in errors:
+        st.session_state[key(prefix, "errors")] = {f: m for f, m in errors.items() if f != field}
+    if follow := _ON_CHANGE.get(field):
+        follow(prefix)
+
+
+def _watch(prefix: str, field: str) -> dict[str, Any]:
+    return {"on_change": _changed, "args": (prefix, field)}
 
 
 def _use_suggestion(prefix: str) -> None:
@@ -195,7 +269,7 @@ def _attempt(prefix: str, action: Callable[[], T], *, confirmable: bool = False)
     ``confirmable``: a stored secret kept for a new destination may be confirmed (Save),
     so the page offers the confirmation; a test never sends it (no offer).
     """
-    for name in ("errors", "failure", "moved"):
+    for name in ("errors", "failure", "moved", "errors_from"):
         st.session_state.pop(key(prefix, name), None)
     try:
         return action()
@@ -256,24 +330,54 @@ def submit_test(prefix: str, test: Callable[[dict[str, Any]], ProbeResult]) -> N
     result = _attempt(prefix, lambda: test(submitted_values(prefix)))
     if result is not None:
         st.session_state[key(prefix, "probe")] = result
+    else:
+        st.session_state[key(prefix, "errors_from")] = "test"
+
+
+def problems(prefix: str) -> None:
+    """What stopped the last OK / Save / Test connection, above the buttons' results."""
+    errors: dict[str, str] = st.session_state.get(key(prefix, "errors")) or {}
+    if errors:
+        fields = [f for f in LABELS if f in errors]
+        if st.session_state.get(key(prefix, "errors_from")) == "test":
+            listed = "; ".join(f"{LABELS[f]} {errors[f]}" for f in fields)
+            st.error(f"Cannot test yet: {listed}.", icon=":material/error:")
+        else:
+            listed = ", ".join(LABELS[f] for f in fields)
+            st.error(f"Nothing was saved. Please correct: {listed}.", icon=":material/error:")
+    if failure := st.session_state.get(key(prefix, "failure")):
+        st.error(failure, icon=":material/error:")
+
+
+def submit_button(prefix: str, label: str, **options: Any) -> None:
+    """The page's OK / Save: Enter in a one-line field presses it (ENTER_SUBMITS)."""
+    st.button(label, key=key(prefix, "submit"), type="primary", **options)
 
 
 # ---------------------------------------------------------------- rendering
 
 
 def render(prefix: str) -> None:
-    """Draw the visible fields in SPEC order, each with its error underneath."""
-    st.html(HIDE_PASSWORD_REVEAL)
+    """Draw the visible fields in SPEC order, side by side in rows, each with its error."""
+    st.html(HIDE_PASSWORD_REVEAL + ENTER_SUBMITS, unsafe_allow_javascript=True)
     values = current_values(prefix)
     errors: dict[str, str] = st.session_state.get(key(prefix, "errors")) or {}
-    for field in visible_fields(values):
-        if field in ADVANCED_FIELDS:
+    visible = set(visible_fields(values))
+    for row in ROWS:
+        shown = [(field, share) for field, share in row if field in visible]
+        if not shown:
             continue
-        _WIDGETS[field](prefix, values)
-        if field == "account":
+        # A field alone in its row needs no columns (each st.columns costs a rerun time).
+        cells: list[AbstractContextManager[Any]] = (
+            list(st.columns([s for _, s in shown])) if len(shown) > 1 else [nullcontext()]
+        )
+        for cell, (field, _) in zip(cells, shown, strict=True):
+            with cell:
+                _WIDGETS[field](prefix, values)
+                if field in errors:
+                    st.error(f"{LABELS[field]}: {errors[field]}", icon=":material/error:")
+        if any(field == "account" for field, _ in shown):
             _offer_suggestion(prefix, values)
-        if field in errors:
-            st.error(f"{LABELS[field]}: {errors[field]}", icon=":material/error:")
     if (
         values.get("oauth_enabled") == "Yes"
         and values.get("mailbox_type") == "IMAP"
@@ -284,7 +388,7 @@ def render(prefix: str) -> None:
             "saved, but it signs in with Account and Password until a provider is "
             "chosen."
         )
-    plaintext = "allow_plaintext_password" in visible_fields(values)
+    plaintext = "allow_plaintext_password" in visible
     if plaintext and not values.get("allow_plaintext_password"):
         st.caption(
             ":material/lock_open: Without SSL or STARTTLS the connection is not encrypted: "
@@ -297,6 +401,7 @@ def render(prefix: str) -> None:
             key=key(prefix, "allow_self_signed"),
             help="Accept a server certificate no trusted CA signed. Off by default: "
             "only for test servers or appliances you control.",
+            **_watch(prefix, "allow_self_signed"),
         )
         if plaintext:
             st.toggle(
@@ -305,6 +410,7 @@ def render(prefix: str) -> None:
                 help="Send the password (or token) over a connection that is not "
                 "encrypted. Off by default: anyone on the network path can read it. "
                 "Only for a network you trust.",
+                **_watch(prefix, "allow_plaintext_password"),
             )
         st.number_input(
             LABELS["check_interval"],
@@ -345,7 +451,7 @@ def _offer_suggestion(prefix: str, values: dict[str, Any]) -> None:
 
 def _text(field: str, **options: Any) -> Callable[[str, dict[str, Any]], None]:
     def widget(prefix: str, values: dict[str, Any]) -> None:
-        st.text_input(LABELS[field], key=key(prefix, field), **options)
+        st.text_input(LABELS[field], key=key(prefix, field), **options, **_watch(prefix, field))
 
     return widget
 
@@ -360,6 +466,9 @@ def _secret(field: str, help_text: str) -> Callable[[str, dict[str, Any]], None]
             autocomplete="new-password",
             help=help_text,
             placeholder="set — leave blank to keep" if stored and stored.get(field) else "",
+            # Kept while hidden on the page (Gmail hides Password); gone on save or leaving.
+            persist_state="page",
+            **_watch(prefix, field),
         )
         if stored is None:
             return
@@ -379,12 +488,9 @@ def _choice(
     *,
     radio: bool = True,
     help_text: str | None = None,
-    follow_port: bool = False,
 ) -> Callable[[str, dict[str, Any]], None]:
     def widget(prefix: str, values: dict[str, Any]) -> None:
-        extra: dict[str, Any] = (
-            {"on_change": _follow_port, "args": (prefix,)} if follow_port else {}
-        )
+        extra = _watch(prefix, field)
         if radio:
             st.radio(
                 LABELS[field],
@@ -409,12 +515,12 @@ def _choice(
 
 
 def _host(prefix: str, values: dict[str, Any]) -> None:
+    imap = values.get("mailbox_type") == MailboxType.IMAP.value
     st.text_input(
         LABELS["host"],
         key=key(prefix, "host"),
-        placeholder="pop.gmail.com",
-        on_change=_host_changed,
-        args=(prefix,),
+        placeholder="imap.example.com" if imap else "pop.example.com",
+        **_watch(prefix, "host"),
         help="Host name or IP address of the mail server. A pasted URL such as "
         "imaps://imap.gmail.com:993 also sets Mailbox Type, SSL and Port.",
     )
@@ -427,21 +533,15 @@ def _port(prefix: str, values: dict[str, Any]) -> None:
         max_value=65535,
         step=1,
         key=key(prefix, "port"),
-        on_change=_port_typed,
-        args=(prefix,),
+        **_watch(prefix, "port"),
         help="POP3 uses 110 (995 with SSL), IMAP 143 (993 with SSL). The port "
         "follows your choices until you type one yourself.",
     )
 
 
 def _password(prefix: str, values: dict[str, Any]) -> None:
+    # Shown only where the sign-in uses it (schemas.visible_fields).
     if (
-        values.get("oauth_enabled") == "Yes"
-        and values.get("mailbox_type") == "IMAP"
-        and not needs_password(values)
-    ):
-        help_text = "Not used for this OAuth sign-in; leave it blank."
-    elif (
         values.get("oauth_provider") == OAuthProvider.OFFICE365.value
         and values.get("oauth_enabled") == "Yes"
     ):
@@ -460,7 +560,9 @@ def _comments(prefix: str, values: dict[str, Any]) -> None:
         LABELS["comments"],
         key=key(prefix, "comments"),
         max_chars=2000,
+        height=68,
         placeholder="Purpose of this mailbox",
+        **_watch(prefix, "comments"),
     )
 
 
@@ -471,18 +573,13 @@ _WIDGETS: dict[str, Callable[[str, dict[str, Any]], None]] = {
         placeholder="Support inbox",
         help="A name people recognise; must be unique.",
     ),
-    "mailbox_type": _choice(
-        "mailbox_type", [t.value for t in MailboxType], radio=False, follow_port=True
-    ),
+    "mailbox_type": _choice("mailbox_type", [t.value for t in MailboxType], radio=False),
     "host": _host,
     "port": _port,
     "account": _text("account", placeholder="JDoe@gmail.com", help="The mailbox's email address."),
     "password": _password,
     "ssl_enabled": _choice(
-        "ssl_enabled",
-        YES_NO,
-        follow_port=True,
-        help_text="Yes: implicit TLS from the first byte (ports 995/993).",
+        "ssl_enabled", YES_NO, help_text="Yes: implicit TLS from the first byte (ports 995/993)."
     ),
     "starttls": _choice(
         "starttls", YES_NO, help_text="Upgrade the plain connection to TLS before signing in."
@@ -508,4 +605,5 @@ _WIDGETS: dict[str, Callable[[str, dict[str, Any]], None]] = {
 }
 
 assert set(_WIDGETS) | set(ADVANCED_FIELDS) == set(LABELS)
+assert {field for row in ROWS for field, _ in row} == set(_WIDGETS)
 assert set(SECRET_FIELDS) <= set(_WIDGETS)

@@ -162,9 +162,10 @@ def _snooze(monitor: Monitor, status: MonitorStatus, now: datetime, actor: Actor
             args=(status.mailbox_id, lambda: monitor.snooze(status.mailbox_id, None, actor=actor)),
         )
         return
-    hour, day, _ = st.columns([1, 1, 3])
-    for column, label, span in ((hour, "Snooze 1 h", 1), (day, "Snooze 1 day", 24)):
-        column.button(
+    # A horizontal container sizes each button to its label (columns cut it at 800 px).
+    row = st.container(horizontal=True, gap="small")
+    for label, span in (("Snooze 1 h", 1), ("Snooze 1 day", 24)):
+        row.button(
             label,
             key=key("snooze", span, status.mailbox_id),
             icon=":material/snooze:",
@@ -184,7 +185,7 @@ def _window(monitor: Monitor, status: MonitorStatus, actor: Actor) -> None:
     if status.window and text_key not in st.session_state:
         span, _, named = status.window.partition(" ")
         st.session_state[text_key], st.session_state[zone_key] = span, named
-    times, zone, save = st.columns([2, 2, 1], vertical_alignment="bottom")
+    times, zone = st.columns(2, vertical_alignment="bottom")
     times.text_input(
         "Maintenance window", key=text_key, placeholder="02:00–03:00",
         help="Daily; failures inside it are recorded but alert nobody.",
@@ -195,7 +196,7 @@ def _window(monitor: Monitor, status: MonitorStatus, actor: Actor) -> None:
         window = st.session_state.get(text_key) or None
         monitor.set_window(mailbox_id, window, st.session_state.get(zone_key) or "UTC", actor=actor)
 
-    save.button("Save window", key=key("save_window", mailbox_id), on_click=_attempt,
+    st.button("Save window", key=key("save_window", mailbox_id), on_click=_attempt,
                 args=(mailbox_id, store))  # fmt: skip
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import runpy
+import functools
 from collections.abc import Callable
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 import streamlit as st
@@ -52,6 +53,19 @@ def pages_for(actor: Actor) -> list[Any]:
     return pages
 
 
+def is_list(page: Any) -> bool:
+    """Whether st.navigation chose the Mailboxes list (the default page, at "/")."""
+    return bool(page.url_path == "")
+
+
+def forget_list() -> None:
+    """On any other page: drop the list's widget values and table bookkeeping."""
+    from ui import bulk, listview  # they import this module
+
+    listview.forget()
+    bulk.forget()
+
+
 def require_entrypoint() -> None:
     """Make a page that Streamlit started without the entrypoint go through it.
 
@@ -68,8 +82,16 @@ def require_entrypoint() -> None:
     from streamlit.runtime.pages_manager import PagesManager
 
     if getattr(PagesManager, "uses_pages_directory", False):
-        runpy.run_path(str(ENTRYPOINT))
+        code = _entrypoint_code(ENTRYPOINT.stat().st_mtime_ns)
+        exec(code, {"__name__": "__main__", "__file__": str(ENTRYPOINT)})
         st.stop()
+
+
+@functools.lru_cache(maxsize=2)
+def _entrypoint_code(modified: int) -> CodeType:
+    # Compiled once per version of the file (runpy compiled it on every such run, and
+    # AppTest starts every run in that mode).
+    return compile(ENTRYPOINT.read_text(encoding="utf-8"), str(ENTRYPOINT), "exec")
 
 
 def flash(message: str, *, error: bool = False) -> None:

@@ -1,4 +1,4 @@
-"""Showing a connection test: a headline, then each step with its time and hint."""
+"""Showing a connection test: a headline, then each step with its time, detail and hint."""
 
 from __future__ import annotations
 
@@ -16,7 +16,11 @@ ICONS = {
 
 
 def show_probe(result: ProbeResult, title: str) -> None:
-    """Render one result: success or error headline, warnings, and the step table."""
+    """A passing test folds into one line (its steps inside); else headline, warnings, steps."""
+    if result.ok and not result.warnings:
+        with st.expander(f"{title}: {result.summary}", icon=":material/check_circle:"):
+            steps_table(result)
+        return
     if result.ok:
         st.success(f"{title}: {result.summary}", icon=":material/check_circle:")
     else:
@@ -25,20 +29,21 @@ def show_probe(result: ProbeResult, title: str) -> None:
         st.error(f"{title}: {result.summary}{hint}", icon=":material/error:")
     for step in result.warnings:
         st.warning(f"{step.detail}. {step.hint}", icon=":material/warning:")
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "Step": f"{ICONS[s.status]} {s.name}",
-                    "Result": s.status.value,
-                    "Time (ms)": s.elapsed_ms,
-                    "Detail": s.detail,
-                    "Hint": s.hint,
-                }
-                for s in result.steps
-            ]
-        ),
-        hide_index=True,
-        width="stretch",
-        column_config={"Time (ms)": st.column_config.NumberColumn(format="%.0f")},
+    steps_table(result)
+
+
+def steps_table(result: ProbeResult) -> None:
+    """Every step; a static table, so Detail and Hint wrap and show in full."""
+    frame = pd.DataFrame(
+        [
+            {
+                "Step": f"{ICONS[s.status]} {s.name}",
+                "Result": s.status.value,
+                "Time (ms)": f"{s.elapsed_ms:.0f}",
+                "Detail": s.detail,
+                "Hint": s.hint,
+            }
+            for s in result.steps
+        ]
     )
+    st.table(frame, hide_index=True)

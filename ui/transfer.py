@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from mailbox_core.errors import MailboxCoreError
+from mailbox_core.listing import MailboxFilter
 from mailbox_core.schemas import MailboxPublic
 from mailbox_core.service import MailboxService
 from mailbox_core.transfer import ImportFailed, read_rows, to_csv, to_json
@@ -25,19 +26,33 @@ def _upload_key() -> str:
     return f"{UPLOAD_KEY}.{round_}" if round_ else UPLOAD_KEY
 
 
-def export_buttons(mailboxes: list[MailboxPublic]) -> None:
-    """Download the settings as CSV or JSON (secrets are never part of an export)."""
-    csv_col, json_col, _ = st.columns([1, 1, 4])
-    csv_col.download_button(
-        "Export CSV", to_csv(mailboxes), "mailboxes.csv", "text/csv", icon=":material/download:"
-    )
-    json_col.download_button(
-        "Export JSON",
-        to_json(mailboxes),
-        "mailboxes.json",
-        "application/json",
-        icon=":material/download:",
-    )
+def export_buttons(service: MailboxService, where: MailboxFilter, matching: int) -> None:
+    """Download the settings of the mailboxes the view matches, as CSV or JSON.
+
+    The file is made when the button is pressed (a callable), not on every run of the
+    page; secrets are never part of an export.
+    """
+
+    def rows() -> list[MailboxPublic]:
+        return service.list_mailboxes(where)
+
+    with st.container(horizontal=True, gap="small", vertical_alignment="center"):
+        st.download_button(
+            "Export CSV",
+            lambda: to_csv(rows()),
+            "mailboxes.csv",
+            "text/csv",
+            icon=":material/download:",
+        )
+        st.download_button(
+            "Export JSON",
+            lambda: to_json(rows()),
+            "mailboxes.json",
+            "application/json",
+            icon=":material/download:",
+        )
+        noun = "mailbox" if matching == 1 else "mailboxes"
+        st.caption(f"The {matching:,} {noun} this view matches, without secrets.")
 
 
 def import_section(service: MailboxService) -> None:

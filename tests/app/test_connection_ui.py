@@ -27,9 +27,15 @@ def dovecot_app(data_dir: Path, dovecot_server: Any, monkeypatch: pytest.MonkeyP
 
 
 def steps_table(at: AppTest) -> list[str]:
-    tables = [d.value for d in at.dataframe if "Step" in d.value.columns]
+    """The last step table (a static table: Detail and Hint show in full)."""
+    tables = [t.value for t in at.table if "Step" in t.value.columns]
     assert tables, "no step table shown"
     return [str(step) for step in tables[-1]["Step"]]
+
+
+def passed(at: AppTest) -> list[str]:
+    """The one-line headlines of passing tests (each folds its steps)."""
+    return [e.label for e in at.expander if "Signed in" in e.label]
 
 
 def test_unsaved_form_test_connection_shows_each_step(
@@ -42,7 +48,8 @@ def test_unsaved_form_test_connection_shows_each_step(
     dovecot_app.run()
     assert not dovecot_app.exception
     assert [t.value for t in dovecot_app.title] == ["New Mailbox"]
-    assert any("Signed in and opened INBOX; 3 messages" in s.value for s in dovecot_app.success)
+    assert passed(dovecot_app) == ["Connection test: Signed in and opened INBOX; 3 messages"]
+    assert not dovecot_app.success, "a passing test folds into one line"
     assert steps_table(dovecot_app) == [
         "✅ DNS",
         "✅ TCP",
@@ -78,20 +85,36 @@ def test_check_all_shows_progress_then_health(dovecot_app: AppTest, dovecot_serv
     )
     services.mailboxes.create_mailbox(dovecot_imaps(dovecot_server, "Broken", "wrong"), actor=ACTOR)
     dovecot_app.run()
-    assert list(dovecot_app.dataframe[0].value["Result"]) == ["Not checked", "Not checked"]
+    assert list(dovecot_app.dataframe[0].value["State"]) == [["Not checked"], ["Not checked"]]
 
     button(dovecot_app, "Check all active mailboxes").click()
     dovecot_app.run()
     assert not dovecot_app.exception
     assert dovecot_app.status[0].label == "Checked 2 active mailboxes: 1 OK, 1 failing."
-    frame = dovecot_app.dataframe[0].value
-    assert list(frame["Result"]) == ["OK", "Failed: Sign-in"]
+    # It ends with the failures and their messages.
+    [failures] = [d.value for d in dovecot_app.dataframe if "Step" in d.value.columns]
+    assert list(failures["Mailbox"]) == ["Broken"]
+    assert failures.loc[0, "Step"] == "Sign-in"
+    assert "The server refused the password for alice@example.com" in failures.loc[0, "Message"]
+    frame = next(d.value for d in dovecot_app.dataframe if "State" in d.value.columns)
+    assert list(frame["State"]) == [["OK"], ["Failing"]]
+    assert frame.loc[0, "Last error"] == ""
+    assert frame.loc[1, "Last error"].startswith("Sign-in: The server refused the password")
     assert list(frame["Messages"].fillna(-1)) == [3, -1]
     assert frame["Last check"].notna().all()
     assert pd.notna(frame.loc[1, "Failing since"])
     assert pd.isna(frame.loc[0, "Failing since"])
     metrics = {m.label: m.value for m in dovecot_app.metric}
-    assert metrics == {"Active": "2", "Healthy": "1", "Failing": "1"}
+    assert metrics == {
+        "Active": "2",
+        "Healthy": "1",
+        "Failing": "1",
+        "Not checked": "0",
+        "Inactive": "0",
+    }
+    # On later runs the report stays, folded, until the next check.
+    dovecot_app.run()
+    assert dovecot_app.expander[0].label == ("Checked 2 active mailboxes: 1 OK, 1 failing.")
 
 
 def test_selected_row_test_connection_shows_its_steps(
@@ -114,7 +137,36 @@ def test_selected_row_test_connection_shows_its_steps(
     assert not dovecot_app.exception
     assert dovecot_app.error[0].value.startswith("Second (ID 2): The server refused")
     assert steps_table(dovecot_app)[-2] == "❌ Sign-in"
-    assert list(dovecot_app.dataframe[0].value["Result"]) == ["Not checked", "Failed: Sign-in"]
+    assert list(dovecot_app.dataframe[0].value["State"]) == [["Not checked"], ["Failing"]]
+
+
+def test_testing_several_selected_rows_runs_them_together_failures_first(
+    dovecot_app: AppTest, dovecot_server: Any
+) -> None:
+    services = open_services(load_settings())
+    for name, password in (
+        ("Good one", "alice-Secret-1"),
+        ("Bad one", "wrong"),
+        ("Good two", "alice-Secret-1"),
+    ):
+        services.mailboxes.create_mailbox(
+            dovecot_imaps(dovecot_server, name, password), actor=ACTOR
+        )
+    dovecot_app.run()
+    dovecot_app.session_state["mailboxes.table"] = {
+        "selection": {"rows": [0, 1, 2], "columns": [], "cells": []}
+    }
+    dovecot_app.run()
+    button(dovecot_app, "Test connection").click()
+    dovecot_app.run()
+    assert not dovecot_app.exception
+    assert dovecot_app.error[0].value.startswith("Bad one (ID 2): The server refused")
+    assert passed(dovecot_app) == [
+        "Good one (ID 1): Signed in and opened INBOX; 3 messages",
+        "Good two (ID 3): Signed in and opened INBOX; 3 messages",
+    ]
+    health = services.mailboxes.health()
+    assert sorted(health) == [1, 2, 3], "every test is recorded"
 
 
 def test_edit_page_tests_unsaved_changes_with_the_stored_password(
@@ -136,10 +188,9 @@ def test_edit_page_tests_unsaved_changes_with_the_stored_password(
     button(dovecot_app, "Test connection").click()
     dovecot_app.run()
     assert not dovecot_app.exception
-    assert any(
-        "Connection test (unsaved changes): Signed in and opened INBOX; 3 messages" in s.value
-        for s in dovecot_app.success
-    )
+    assert passed(dovecot_app) == [
+        "Connection test (unsaved changes): Signed in and opened INBOX; 3 messages"
+    ]
     saved = services.mailboxes.get_mailbox(mailbox.id)
     assert saved.comments == "old", "testing must not save"
     assert mailbox.id not in services.mailboxes.health(), "an edit test is not recorded"

@@ -152,7 +152,7 @@ def test_deactivate_from_the_list(app: AppTest, services: Services) -> None:
     assert services.mailboxes.list_audit(mailbox.id)[0].action == "deactivated"
 
 
-def test_bulk_deactivate_and_bulk_delete_with_one_confirmation(
+def test_bulk_deactivate_names_them_first_and_bulk_delete_asks_once(
     app: AppTest, services: Services
 ) -> None:
     for path in ("password", "gmail", "office365_secret"):
@@ -161,7 +161,14 @@ def test_bulk_deactivate_and_bulk_delete_with_one_confirmation(
     select(app, 0, 1)
     button(app, "Deactivate").click()
     app.run()
+    # Several at once are named before anything changes.
+    assert "Deactivate 2 mailboxes: “Support POP3”, “Gmail helpdesk”?" in app.warning[-1].value
+    assert list(app.dataframe[0].value["Status"]) == ["Active", "Active", "Active"]
+    button(app, "Yes, deactivate 2").click()
+    app.run()
+    assert app.success[0].value == "2 mailboxes set to Not Active."
     assert list(app.dataframe[0].value["Status"]) == ["Not Active", "Not Active", "Active"]
+    assert ticked(app) == [], "a bulk action leaves nothing selected"
     select(app, 1, 2)
     button(app, "Delete").click()
     app.run()
@@ -170,6 +177,12 @@ def test_bulk_deactivate_and_bulk_delete_with_one_confirmation(
     app.run()
     assert list(app.dataframe[0].value["Name"]) == ["Support POP3"]
     assert [m.status for m in services.mailboxes.list_mailboxes()] == [Status.NOT_ACTIVE]
+    assert ticked(app) == []
+
+
+def ticked(at: AppTest) -> list[int]:
+    """The rows the table's selection holds, as the browser is told."""
+    return list(at.session_state["mailboxes.table"]["selection"]["rows"])
 
 
 def test_activity_page_lists_changes_and_filters_by_mailbox(services: Services) -> None:
@@ -182,8 +195,13 @@ def test_activity_page_lists_changes_and_filters_by_mailbox(services: Services) 
     assert list(frame["Action"]) == ["deactivated", "created", "created"]
     assert frame.loc[0, "Changes"] == "Status: Active → Not Active"
     assert frame.loc[0, "Who"] == "bob"
-    at.selectbox(key="activity.mailbox").set_value(f"Support POP3 (ID {one.id})").run()
+    at.text_input(key="activity.mailbox").input("support pop3").run()
     assert list(at.dataframe[0].value["Action"]) == ["deactivated", "created"]
+    at.text_input(key="activity.mailbox").input(str(one.id)).run()
+    assert list(at.dataframe[0].value["Mailbox"]) == [f"Support POP3 (ID {one.id})"] * 2
+    at.text_input(key="activity.mailbox").input("").run()
+    at.selectbox(key="activity.actor").set_value("bob").run()
+    assert list(at.dataframe[0].value["Action"]) == ["deactivated"]
     assert "pop-password" not in at.dataframe[0].value.to_csv()
 
 
@@ -356,3 +374,26 @@ def test_the_check_interval_and_secret_expiry_are_edited_in_advanced(services: S
 def widget_by_label(at: AppTest, kind: str, label: str) -> Any:
     [found] = [w for w in getattr(at, kind) if w.label == label]
     return found
+
+
+def test_the_edit_page_puts_its_actions_first_and_leads_back_to_the_same_list(
+    services: Services,
+) -> None:
+    services.mailboxes.create_mailbox(mailbox_data("password"), actor=ACTOR)
+    services.mailboxes.create_mailbox(mailbox_data("gmail"), actor=ACTOR)
+    at = AppTest.from_file(ENTRYPOINT, default_timeout=30)
+    at.query_params["q"] = "gmail"
+    at.run()
+    select(at, 0)
+    button(at, "Edit").click()
+    at.run()
+    assert titles(at) == ["Edit Mailbox: Gmail helpdesk"]
+    [back] = [p for p in at.get("page_link") if p.value == "Back to Mailboxes"]
+    assert back.proto.query_string == "q=gmail"
+    # Save comes before the first field, so it is in view without scrolling.
+    order = [type(e).__name__ + ":" + getattr(e, "label", "") for e in at.main]
+    assert order.index("Button:Save") < order.index("TextInput:Name")
+    button(at, "Cancel").click()
+    at.run()
+    assert titles(at) == ["Mailboxes"]
+    assert at.query_params["q"] == "gmail"

@@ -80,6 +80,7 @@ def test_form_walks_every_state_and_back_to_pop3(app: AppTest) -> None:
         "Refresh Token",
     ]
     assert widget(app, "Client Secret").type == "text_input"
+    assert "Password" not in form_labels(app), "Gmail signs in with its token, not a password"
 
     set_field(app, "oauth_provider", "Office365")
     assert form_labels(app)[-4:] == [
@@ -91,6 +92,8 @@ def test_form_walks_every_state_and_back_to_pop3(app: AppTest) -> None:
     assert widget(app, "Authentication Method").value == "API Username/Password"
     assert "MFA" in (widget(app, "Authentication Method").help or "")
 
+    assert "Password" in form_labels(app), "the password grant signs in with it"
+
     set_field(app, "auth_method", "Client Secret")
     assert form_labels(app)[-5:] == [
         "Oauth Provider",
@@ -99,6 +102,7 @@ def test_form_walks_every_state_and_back_to_pop3(app: AppTest) -> None:
         "Tenant ID",
         "Client Secret",
     ]
+    assert "Password" not in form_labels(app)
 
     set_field(app, "ssl_enabled", "Yes")
     assert "STARTTLS" not in form_labels(app)
@@ -109,8 +113,9 @@ def test_form_walks_every_state_and_back_to_pop3(app: AppTest) -> None:
 
 def test_secret_fields_are_password_inputs(app: AppTest) -> None:
     open_new_mailbox(app)
+    assert widget(app, "Password").proto.type == widget(app, "Password").proto.PASSWORD
     fill(app, {"mailbox_type": "IMAP", "oauth_enabled": "Yes", "oauth_provider": "Gmail"})
-    for label in ("Password", "Client Secret", "Refresh Token"):
+    for label in ("Client Secret", "Refresh Token"):
         assert widget(app, label).proto.type == widget(app, label).proto.PASSWORD
 
 
@@ -175,14 +180,20 @@ def test_dataframe_has_the_spec_columns_and_nothing_secret(app: AppTest) -> None
     fill(app, SIGN_IN_PATHS["office365_secret"])
     press_ok(app)
     frame = app.dataframe[0].value
+    # The row's identity and health first, then its settings (issue 8).
     assert list(frame.columns) == [
-        "ID", "Name", "Mailbox Type", "Host", "Port", "Account", "SSL Enabled", "STARTTLS",
-        "Certificate", "Status", "OAuth", "Comments", "Last check", "Result", "Messages",
-        "Failing since",
+        "ID", "Name", "State", "Last check", "Last error", "Messages", "Mailbox Type", "Host",
+        "Port", "Account", "Status", "OAuth", "Failing since", "SSL Enabled", "STARTTLS",
+        "Certificate", "Comments",
     ]  # fmt: skip
-    assert frame.loc[0, "Result"] == "Not checked"
+    assert frame.loc[0, "State"] == ["Not checked"]
     assert frame.loc[0, "OAuth"] == "Office365"
     assert not [c for c in frame.columns if "secret" in c.lower() or "password" in c.lower()]
+    # Nor any value of a secret or its ciphertext, in any cell.
+    secret = SIGN_IN_PATHS["office365_secret"]["client_secret"]
+    cells = frame.astype(str).to_csv()
+    assert secret not in cells
+    assert "gAAAA" not in cells, "a Fernet token (ciphertext) reached the table"
 
 
 BAD_FORMS: list[tuple[str, dict[str, Any], str]] = [
@@ -302,3 +313,74 @@ def test_no_suggestion_for_an_unknown_domain(app: AppTest) -> None:
     open_new_mailbox(app)
     set_field(app, "account", "support@contoso.com")
     assert not [i for i in app.info if "Suggested" in i.value]
+
+
+# ---------------------------------------------------------------- provider servers, errors
+
+
+@pytest.mark.parametrize(
+    ("provider", "host"), [("Gmail", "imap.gmail.com"), ("Office365", "outlook.office365.com")]
+)
+def test_choosing_a_provider_fills_its_server(app: AppTest, provider: str, host: str) -> None:
+    open_new_mailbox(app)
+    fill(app, {"mailbox_type": "IMAP", "oauth_enabled": "Yes", "oauth_provider": provider})
+    assert widget(app, "Host").value == host
+    assert widget(app, "SSL Enabled").value == "Yes"
+    assert widget(app, "Port").value == 993
+
+
+def test_a_provider_filled_server_follows_the_next_provider(app: AppTest) -> None:
+    open_new_mailbox(app)
+    fill(app, {"mailbox_type": "IMAP", "oauth_enabled": "Yes", "oauth_provider": "Gmail"})
+    set_field(app, "oauth_provider", "Office365")
+    assert widget(app, "Host").value == "outlook.office365.com"
+
+
+def test_a_typed_host_stays_when_a_provider_is_chosen(app: AppTest) -> None:
+    open_new_mailbox(app)
+    fill(app, {"mailbox_type": "IMAP", "host": "mail.corp.example", "oauth_enabled": "Yes"})
+    set_field(app, "oauth_provider", "Gmail")
+    assert widget(app, "Host").value == "mail.corp.example"
+    assert widget(app, "SSL Enabled").value == "No"
+    assert widget(app, "Port").value == 143
+
+
+def test_a_typed_port_stays_when_a_provider_fills_the_server(app: AppTest) -> None:
+    open_new_mailbox(app)
+    fill(app, {"mailbox_type": "IMAP", "port": 1993, "oauth_enabled": "Yes"})
+    set_field(app, "oauth_provider", "Gmail")
+    assert (widget(app, "Host").value, widget(app, "Port").value) == ("imap.gmail.com", 1993)
+
+
+def test_the_host_placeholder_follows_the_mailbox_type(app: AppTest) -> None:
+    open_new_mailbox(app)
+    assert widget(app, "Host").placeholder == "pop.example.com"
+    set_field(app, "mailbox_type", "IMAP")
+    assert widget(app, "Host").placeholder == "imap.example.com"
+
+
+def test_an_error_clears_as_soon_as_its_field_changes(app: AppTest) -> None:
+    open_new_mailbox(app)
+    fill(app, {**SIGN_IN_PATHS["password"], "name": "", "account": "jdoe"})
+    press_ok(app)
+    messages = [e.value for e in app.error]
+    assert any(m.startswith("Name:") for m in messages)
+    assert any(m.startswith("Account:") for m in messages)
+    assert "Nothing was saved. Please correct: Name, Account." in messages
+    set_field(app, "account", "jdoe@example.com")
+    messages = [e.value for e in app.error]
+    assert not any(m.startswith("Account:") for m in messages), "changed: its error is gone"
+    assert any(m.startswith("Name:") for m in messages), "untouched: its error stays"
+    assert "Nothing was saved. Please correct: Name." in messages
+
+
+def test_testing_an_incomplete_form_says_what_is_missing(app: AppTest, data_dir: Path) -> None:
+    open_new_mailbox(app)
+    fill(app, {"account": "jdoe@example.com", "password": "pw-1"})
+    button(app, "Test connection").click()
+    app.run()
+    messages = [e.value for e in app.error]
+    assert "Cannot test yet: Host is required." in messages, messages
+    assert not any("Nothing was saved" in m for m in messages)
+    assert not any(m.startswith("Name:") for m in messages), "a test needs no name"
+    assert count_rows(data_dir) == 0

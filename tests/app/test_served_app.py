@@ -138,3 +138,88 @@ def test_a_shared_deep_link_on_a_fresh_server_goes_through_the_entrypoint(
         # The form settles a moment after the title: wait for the value, don't race it.
         client_id = page.get_by_role("textbox", name="Client ID", exact=True)
         sync_api.expect(client_id).to_have_value("1234.apps.googleusercontent.com", timeout=10_000)
+
+
+def click_row(page: Any, row: int) -> None:
+    """Tick a row's selection box (the grid is a canvas: header ~35 px, rows 35 px)."""
+    table = page.locator('[data-testid="stDataFrame"]').first
+    table.scroll_into_view_if_needed()
+    grid = table.bounding_box()
+    page.mouse.click(grid["x"] + 18, grid["y"] + 35 + 35 * row + 18)
+
+
+def test_after_a_delete_the_next_tick_selects_only_what_was_clicked(
+    tmp_path: Path, mailboxes: Any
+) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.conftest import mailbox_data
+
+    for name in ("Alpha", "Bravo", "Charlie"):
+        mailboxes.create_mailbox(mailbox_data("password", name=name), actor=ACTOR)
+    with _serve(tmp_path) as url, sync_api.sync_playwright() as playwright:
+        page = browser_page(playwright, [])
+        page.goto(url)
+        page.get_by_text("3 mailboxes, 3 active").wait_for(timeout=20_000)
+        click_row(page, 1)
+        page.get_by_text("Selected: “Bravo”").wait_for(timeout=10_000)
+        page.get_by_role("button", name="Delete").click()
+        page.get_by_role("button", name="Yes, delete 1").click()
+        page.get_by_text("Deleted 1 mailbox.").wait_for(timeout=10_000)
+        page.get_by_text("Select rows to act on them.").wait_for(timeout=10_000)
+        # Row 1 is Charlie now: had the tick stayed on the position, Charlie would be ticked.
+        click_row(page, 0)
+        caption = page.get_by_text("Selected: ")
+        sync_api.expect(caption).to_have_text("Selected: “Alpha”", timeout=10_000)
+        page.screenshot(path=str(tmp_path / "after-delete-tick.png"))
+    assert [m.name for m in mailboxes.list_mailboxes()] == ["Alpha", "Charlie"]
+
+
+def test_enter_in_a_field_submits_the_form(tmp_path: Path, mailboxes: Any) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with _serve(tmp_path) as url, sync_api.sync_playwright() as playwright:
+        page = browser_page(playwright, [])
+        page.goto(f"{url}/new_mailbox")
+        field = lambda label: page.get_by_role("textbox", name=label, exact=True)  # noqa: E731
+        field("Name").wait_for(timeout=20_000)
+        field("Name").fill("Entered")
+        field("Host").fill("pop.example.com")
+        password = page.locator('input[aria-label="Password"]')
+        password.press_sequentially("enter-pw-1", delay=10)
+        field("Account").fill("enter@example.com")
+        field("Account").press("Enter")
+        page.get_by_text("Mailbox “Entered” saved with ID 1.").wait_for(timeout=20_000)
+    assert mailboxes.get_mailbox(1).account == "enter@example.com"
+
+
+# Buttons whose label overflows its box: Streamlit then cuts it with an ellipsis (in a
+# div.stMarkdownEllipsis whose scrollWidth exceeds its clientWidth).
+TRUNCATED = """() => [...document.querySelectorAll('[data-testid="stMain"] button')]
+  .filter((b) => b.offsetParent !== null)
+  .filter((b) => [...b.querySelectorAll("*")].some((e) => e.scrollWidth > e.clientWidth + 1))
+  .map((b) => b.textContent.trim())"""
+
+
+def test_at_800_px_no_button_label_is_cut(tmp_path: Path, mailboxes: Any) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.conftest import mailbox_data
+
+    mailboxes.create_mailbox(mailbox_data("password"), actor=ACTOR)
+    mailboxes.create_mailbox(mailbox_data("gmail"), actor=ACTOR)
+    with _serve(tmp_path) as url, sync_api.sync_playwright() as playwright:
+        page = browser_page(playwright, [])
+        page.set_viewport_size({"width": 800, "height": 1000})
+        page.goto(url)
+        page.get_by_text("2 mailboxes, 2 active").wait_for(timeout=20_000)
+        click_row(page, 0)
+        page.get_by_text("Selected: “Support POP3”").wait_for(timeout=10_000)
+        click_row(page, 1)
+        page.get_by_text("Selected: “Support POP3”, “Gmail helpdesk”").wait_for(timeout=10_000)
+        page.get_by_role("button", name="Deactivate").click()
+        page.get_by_role("button", name="Yes, deactivate 2").wait_for(timeout=10_000)
+        cut = {"Mailboxes": page.evaluate(TRUNCATED)}
+        page.screenshot(path=str(tmp_path / "list-800.png"), full_page=True)
+        for path, ready in (("/new_mailbox", "OK"), ("/edit_mailbox?id=1", "Save")):
+            page.goto(url + path)
+            page.get_by_role("button", name=ready, exact=True).wait_for(timeout=20_000)
+            cut[path] = page.evaluate(TRUNCATED)
+    assert cut == {"Mailboxes": [], "/new_mailbox": [], "/edit_mailbox?id=1": []}

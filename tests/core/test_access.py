@@ -11,6 +11,7 @@ from mailbox_core.access import AccessDenied, AccessPolicy, Actor, ActorKind, Pe
 from mailbox_core.checks import MailboxChecker
 from mailbox_core.config import CheckSettings
 from mailbox_core.errors import ConfigurationError
+from mailbox_core.listing import MailboxFilter
 from mailbox_core.schemas import Status
 from mailbox_core.service import MailboxService
 from tests.conftest import ACTOR, mailbox_data
@@ -155,7 +156,17 @@ def _calls(
         "check_mailbox": ("editor", lambda a: checker.check_mailbox(mailbox_id, actor=a)),
         "check_selected": ("editor", lambda a: checker.check_many([mailbox_id], actor=a)),
         "check_all": ("editor", lambda a: checker.check_many(actor=a)),
+        "set_status_matching": (
+            "editor",
+            lambda a: service.set_status_matching(
+                MailboxFilter(), Status.NOT_ACTIVE, expected=1, actor=a
+            ),
+        ),
         "delete": ("admin", lambda a: service.delete_mailboxes([mailbox_id], actor=a)),
+        "delete_matching": (
+            "admin",
+            lambda a: service.delete_matching(MailboxFilter(), expected=1, actor=a),
+        ),
         "import": (
             "admin",
             lambda a: service.import_mailboxes([mailbox_data("office365_secret")], actor=a),
@@ -168,7 +179,8 @@ def _calls(
 SAVED = {**mailbox_data("password"), "host": "pop.invalid", "ssl_enabled": "Yes"}
 CALLS = [
     "create", "update", "set_status", "copy_name", "test_values", "test_edit", "check_mailbox",
-    "check_selected", "check_all", "delete", "import", "rotate_keys",
+    "check_selected", "check_all", "set_status_matching", "delete", "delete_matching", "import",
+    "rotate_keys",
 ]  # fmt: skip
 
 
@@ -196,7 +208,8 @@ def test_every_changing_method_takes_a_required_actor() -> None:
     changing = {
         MailboxService: [
             "create_mailbox", "update_mailbox", "delete_mailboxes", "set_status",
-            "copy_name", "import_mailboxes", "rotate_keys",
+            "copy_name", "import_mailboxes", "rotate_keys", "delete_matching",
+            "set_status_matching",
         ],
         MailboxChecker: ["test_values", "test_edit", "check_mailbox", "check_many"],
     }  # fmt: skip

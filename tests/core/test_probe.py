@@ -517,15 +517,24 @@ def test_a_stalled_mailbox_does_not_block_check_all(
         for _ in range(3)
     ]
     finished: list[tuple[int, float]] = []
+    waiting: list[tuple[int, int, list[tuple[str, float]]]] = []
     started = time.monotonic()
     results = checker.check_many(
         on_progress=lambda done, total, mailbox, result: finished.append(
             (mailbox.id, time.monotonic() - started)
         ),
+        on_wait=lambda done, total, running: waiting.append(
+            (done, total, [(m.name, seconds) for m, seconds in running])
+        ),
         actor=ACTOR,
     )
     order = [mailbox_id for mailbox_id, _ in finished]
     assert order[-1] == stalled, "the stalled mailbox must finish last, after the others"
+    # While it stalls, Check all says what it is waiting for, and for how long.
+    done, total, running = waiting[-1]
+    assert (done, total) == (3, 4)
+    assert [name for name, _ in running] == ["Stalled"]
+    assert running[0][1] >= checker.settings.timeout - 1
     assert set(order[:3]) == set(good)
     assert time.monotonic() - started < checker.settings.timeout + 1
     assert "sent no greeting" in results[stalled].summary

@@ -335,7 +335,8 @@ def test_an_edit_keeps_a_stored_secret_by_leaving_it_unset() -> None:
 
     gmail = {**SIGN_IN_PATHS["gmail"], "client_secret": "", "refresh_token": "", "password": ""}
     update = parse_update(gmail, {"client_secret", "refresh_token", "password"})
-    assert update.kept_secrets == {"client_secret", "refresh_token", "password"}
+    # Gmail shows no Password (issue 8), so a stored one is not kept but removed.
+    assert update.kept_secrets == {"client_secret", "refresh_token"}
     assert (update.client_secret, update.refresh_token) == (None, None)
     assert "client_secret" not in update.model_fields_set
     typed = parse_update({**gmail, "refresh_token": "1//new"}, {"client_secret", "refresh_token"})

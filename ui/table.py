@@ -1,0 +1,118 @@
+"""What the lists show: the core's rows as table columns, labels and badges (display only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from mailbox_core.listing import ListRow, State
+from mailbox_core.schemas import LABELS, AuditPublic
+
+#: The Mailboxes table: the row's identity and health first, then its settings.
+COLUMNS = (
+    "ID", "Name", "State", "Last check", "Last error", "Messages", "Mailbox Type", "Host",
+    "Port", "Account", "Status", "OAuth", "Failing since", "SSL Enabled", "STARTTLS",
+    "Certificate", "Comments",
+)  # fmt: skip
+STATE_COLORS = {
+    State.FAILING: "#c62828",
+    State.NOT_CHECKED: "#757575",
+    State.OK: "#2e7d32",
+    State.INACTIVE: "#9e9e9e",
+}
+#: Shown for a missing value instead of Streamlit's "None".
+EMPTY = "—"
+
+
+def mailbox_frame(rows: list[ListRow]) -> pd.DataFrame:
+    """One page of the list as the table's columns; nothing secret can reach it."""
+    frame = pd.DataFrame.from_records([_record(row) for row in rows], columns=list(COLUMNS))
+    for column in ("Last check", "Failing since"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)  # SQLite returns naive UTC
+    frame["Messages"] = frame["Messages"].astype("Int64")
+    return frame
+
+
+def _record(row: ListRow) -> tuple[Any, ...]:
+    error = ""
+    if row.last_ok is False:
+        error = f"{row.last_failed_step or 'Check'}: {row.last_message}"
+    return (
+        row.id,
+        row.name,
+        [row.state.value],
+        row.last_check_at,
+        error,
+        row.last_message_count,
+        row.mailbox_type,
+        row.host,
+        row.port,
+        row.account,
+        row.status,
+        row.oauth,
+        row.failing_since,
+        "Yes" if row.ssl_enabled else "No",
+        EMPTY if row.ssl_enabled else ("Yes" if row.starttls else "No"),
+        "Self-signed allowed" if row.allow_self_signed else "Verified",
+        row.comments or "",
+    )
+
+
+def mailbox_columns() -> dict[str, Any]:
+    """column_config for the Mailboxes table: badges, readable times, pinned identity."""
+    column = st.column_config
+    return {
+        "ID": column.NumberColumn("ID", format="%d", width="small", pinned=True),
+        "Name": column.TextColumn("Name", pinned=True),
+        "State": column.MultiselectColumn(
+            "State",
+            options=[s.value for s in State],
+            color=[STATE_COLORS[s] for s in State],
+            help="OK or Failing: the last connection test; Inactive: Status is Not Active.",
+            width="small",
+        ),
+        "Last check": column.DatetimeColumn(
+            "Last check", format="distance", help="When the last connection test ran."
+        ),
+        "Last error": column.TextColumn("Last error", width="large"),
+        "Messages": column.NumberColumn("Messages", format="%d", width="small"),
+        "Port": column.NumberColumn("Port", format="%d", width="small"),
+        "Failing since": column.DatetimeColumn("Failing since", format="distance"),
+        "Comments": column.TextColumn("Comments", width="medium"),
+    }
+
+
+def audit_frame(events: list[AuditPublic]) -> pd.DataFrame:
+    """The Activity table: one row per event, changes as "Label: old → new"."""
+    rows = [
+        {
+            "When": e.at,
+            "Who": e.actor,
+            "Action": e.action,
+            "Mailbox": f"{e.mailbox_name} (ID {e.mailbox_id})",
+            "Changes": describe_changes(e.changes),
+        }
+        for e in events
+    ]
+    return pd.DataFrame(rows, columns=["When", "Who", "Action", "Mailbox", "Changes"])
+
+
+def describe_changes(changes: dict[str, Any]) -> str:
+    """ "Port: 110 → 995; Password: changed" (secrets are never recorded by value)."""
+    parts = []
+    for field, change in changes.items():
+        label = LABELS.get(field, field)
+        if isinstance(change, list) and len(change) == 2:
+            old, new = (_shown(v) for v in change)
+            parts.append(f"{label}: {new}" if change[0] is None else f"{label}: {old} → {new}")
+        else:
+            parts.append(f"{label}: {change}")
+    return "; ".join(parts)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    return EMPTY if value in (None, "") else str(value)
