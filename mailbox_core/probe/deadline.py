@@ -30,6 +30,10 @@ class Deadline:
             raise TimeoutError("the probe's deadline passed")
         return left
 
+    def left(self) -> float:
+        """Seconds left, 0.0 once none are (for asking, where raising would end the probe)."""
+        return max(0.0, self.at - time.monotonic())
+
     @property
     def expired(self) -> bool:
         return time.monotonic() >= self.at

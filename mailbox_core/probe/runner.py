@@ -69,7 +69,9 @@ def run_probe(
     skipped = ""
     with transport, watched(deadline, transport.abort):
         for name, action in probe.plan():
-            if name == "Sign-in" and admit is not None and (skipped := admit(deadline.remaining())):
+            # left(), not remaining(): a deadline spent before the sign-in fails that step
+            # (its TimeoutError is the step's), it must not escape from the runner.
+            if name == "Sign-in" and admit is not None and (skipped := admit(deadline.left())):
                 break
             steps.append(probe.step(name, action))
             if steps[-1].status is StepStatus.FAILED:

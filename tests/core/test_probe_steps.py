@@ -118,6 +118,24 @@ def test_imaps_signs_in_examines_and_logs_out_in_one_turn() -> None:
     assert "SELECT" not in server.received()
 
 
+def test_a_deadline_spent_while_waiting_to_sign_in_fails_the_sign_in_step() -> None:
+    # The scheduler's failed-sign-in budget may wait past the deadline (a loaded machine):
+    # that is the Sign-in step's timeout, never an exception out of run_probe.
+    asked: list[float] = []
+
+    def slow_admit(remaining: float) -> str:
+        asked.append(remaining)
+        time.sleep(remaining + 0.2)
+        return ""
+
+    server = FakeServer(imap(), tls=True)
+    result = run_probe(target(), timeout=1.0, admit=slow_admit, **server.options())
+    server.wait()
+    assert asked and 0 < asked[0] <= 1.0
+    assert result.failed_step is not None and result.failed_step.name == "Sign-in"
+    assert "LOGIN" not in server.commands(), "no password sent after the deadline"
+
+
 def test_imap_asks_for_capabilities_only_when_the_greeting_has_none() -> None:
     result, server = probe(imap(greeting="* OK Fake ready."))
     assert result.ok
