@@ -8,12 +8,16 @@ delays every chunk by RTT/2 in each direction (run in its own process), then:
 1. counts the turns of one check — the times the server answers after the client spoke
    last, counted in the proxy — for the product's probe and for stdlib (imaplib.IMAP4_SSL:
    connect, TLS, LOGIN, EXAMINE INBOX, LOGOUT; poplib.POP3_SSL: USER, PASS, STAT, QUIT),
-   IMAPS and POP3S. Targets: IMAPS <= 4 (stdlib 6), POP3S <= stdlib;
+   IMAPS and POP3S. Targets: IMAPS <= 4 (stdlib 6), POP3S <= stdlib; and the product's
+   IMAPS with vital signs against without (issue 15): at most one more turn. Dovecot runs
+   with the quota plugins and the mailbox has unseen mail, so vital signs ask their second
+   write (GETQUOTAROOT, FETCH INTERNALDATE) every time: the worst case;
 2. registers N IMAPS mailboxes in a fresh SQLite database and times, in the same run: the
    product's Check all (MailboxChecker.check_many) at its default settings; a sequential
    loop of stdlib logins on a sample, scaled up to N and said so; a bare thread pool of
    the same stdlib logins, swept over worker counts, whose best is the practical limit of
-   this machine.
+   this machine; and Check all without vital signs, interleaved with the one with them
+   (bare, vitals, bare, vitals: --rounds pairs), whose best times compare (target <= 1.1x).
 
 The proxy does not delay the TCP handshake itself (it is local), so every figure is
 about one RTT lower per connection than on a real network; all share that.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import imaplib
 import multiprocessing
 import poplib
@@ -220,19 +225,28 @@ def _stdlib_pop3(port: int, context: ssl.SSLContext) -> bool:
         client.quit()
 
 
-def _product(kind: MailboxType, port: int, ca_file: str) -> bool:
-    target = ProbeTarget(kind, "localhost", port, USER, PASSWORD, ssl_enabled=True)
-    return run_probe(target, timeout=60, ca_file=ca_file).ok
+def _product(kind: MailboxType, port: int, ca_file: str, vitals: bool = True) -> bool:
+    target = ProbeTarget(kind, "localhost", port, USER, PASSWORD, ssl_enabled=True, vitals=vitals)
+    result = run_probe(target, timeout=60, ca_file=ca_file)
+    if vitals and kind is MailboxType.IMAP:
+        assert result.vitals is not None and result.vitals.quota is not None, result.vitals
+        assert result.vitals.backlog and result.vitals.backlog.oldest_unseen_at, result.vitals
+    return result.ok
 
 
-def _turns(histogram: Histogram, check: Callable[[], bool], checks: int = 3) -> list[int]:
-    """The turns each of ``checks`` sequential checks took, counted in the proxy."""
+def _turns(
+    histogram: Histogram, check: Callable[[], bool], checks: int = 3
+) -> tuple[list[int], float]:
+    """The turns each of ``checks`` sequential checks took, counted in the proxy, and the
+    seconds per check (the checks alone, not the wait for the proxy to record them)."""
     _quiet(histogram)  # connections of earlier checks are recorded (both sides closed)
     with histogram.get_lock():
         histogram[:MAX_TURNS] = [0] * MAX_TURNS
+    started = time.perf_counter()
     assert all(check() for _ in range(checks)), "a check failed"
+    wall = (time.perf_counter() - started) / checks
     _quiet(histogram)
-    return [turns for turns, seen in enumerate(histogram[:MAX_TURNS]) for _ in range(seen)]
+    return [turns for turns, seen in enumerate(histogram[:MAX_TURNS]) for _ in range(seen)], wall
 
 
 def _quiet(histogram: Histogram, timeout: float = 10) -> None:
@@ -265,12 +279,13 @@ def main() -> int:
     parser.add_argument(
         "--concurrency", type=int, help="product concurrency (default: the product's default)"
     )
+    parser.add_argument("--rounds", type=int, default=2, help="Check all pairs, bare/vitals")
     args = parser.parse_args()
     if not dovecot.available():
         print("Dovecot is not installed: apt-get install dovecot-imapd dovecot-pop3d")
         return 2
     _raise_fd_limit()
-    server = dovecot.start(tuned=True)
+    server = dovecot.start(tuned=True, quota=True)
     ports = {"imaps": dovecot.free_port(), "pop3s": dovecot.free_port()}
     routes = {ports[name]: server.ports[name] for name in ports}
     histogram: Histogram = multiprocessing.Array("i", MAX_TURNS + 1)
@@ -298,18 +313,20 @@ def _print_turns(
 ) -> None:
     imaps, pop3s = ports["imaps"], ports["pop3s"]
     checks: dict[str, Callable[[], bool]] = {
-        "IMAPS product": lambda: _product(MailboxType.IMAP, imaps, ca_file),
+        "IMAPS product": lambda: _product(MailboxType.IMAP, imaps, ca_file, vitals=False),
+        "IMAPS vitals ": lambda: _product(MailboxType.IMAP, imaps, ca_file),
         "IMAPS stdlib ": lambda: _stdlib_login(imaps, context),
         "POP3S product": lambda: _product(MailboxType.POP3, pop3s, ca_file),
         "POP3S stdlib ": lambda: _stdlib_pop3(pop3s, context),
     }
     print(f"Turns per check through the {args.rtt_ms:g} ms RTT proxy (3 checks each)\n")
     for name, check in checks.items():
-        started = time.perf_counter()
-        turns = _turns(histogram, check)
-        wall = (time.perf_counter() - started) / 3
+        turns, wall = _turns(histogram, check)
         print(f"  {name}: {_spread(turns)} turns  ({wall:.3f} s per check)")
-    print("  targets: IMAPS product <= 4 (stdlib 6), POP3S product <= POP3S stdlib\n")
+    print(
+        "  targets: IMAPS product <= 4 (stdlib 6), IMAPS vitals <= IMAPS product + 1, "
+        "POP3S product <= POP3S stdlib\n"
+    )
 
 
 def _spread(turns: list[Any]) -> str:
@@ -347,10 +364,18 @@ def _measure(
                 },
                 actor=ACTOR,
             )
-        started = time.perf_counter()
-        results = services.checker.check_many(actor=ACTOR)
-        product = time.perf_counter() - started
-        product_ok = sum(r.ok for r in results.values())
+        bare = copy.copy(services.checker)
+        bare.settings = replace(services.checker.settings, vitals=False)
+        timings: dict[str, list[float]] = {"bare": [], "vitals": []}
+        for _ in range(args.rounds):  # interleaved: both see the same machine and Dovecot
+            for name, checker in (("bare", bare), ("vitals", services.checker)):
+                started = time.perf_counter()
+                results = checker.check_many(actor=ACTOR)
+                timings[name].append(time.perf_counter() - started)
+                product_ok = sum(r.ok for r in results.values())
+                assert product_ok == n, f"{name}: {product_ok}/{n} ok"
+        product, with_vitals = min(timings["bare"]), min(timings["vitals"])
+        read = sum(r.vitals is not None and r.vitals.quota is not None for r in results.values())
         resumed = sum(
             any(s.name == "TLS" and s.detail.endswith("resumed") for s in r.steps)
             for r in results.values()
@@ -383,10 +408,19 @@ def _measure(
         f"  best bare pool    : {best:8.2f} s  ({best_workers} workers, {n / best:.1f} mailboxes/s)"
     )
     print(
-        f"  product check-all : {product:8.2f} s  (concurrency {default}, "
+        f"  product check-all : {product:8.2f} s  (no vital signs, concurrency {default}, "
         f"{n / product:.1f} mailboxes/s, {product_ok}/{n} ok, {resumed} TLS sessions resumed)"
     )
+    print(
+        f"  with vital signs  : {with_vitals:8.2f} s  ({n / with_vitals:.1f} mailboxes/s, "
+        f"{read}/{n} read a quota; best of {args.rounds}, interleaved)"
+    )
+    rounds = ", ".join(
+        f"{b:.2f}/{v:.2f}" for b, v in zip(timings["bare"], timings["vitals"], strict=True)
+    )
+    print(f"  rounds bare/vitals: {rounds} s")
     print(f"\n  product / best bare pool : {product / best:.2f}x  (target <= 1.0x)")
+    print(f"  vitals / without vitals  : {with_vitals / product:.2f}x  (target <= 1.1x)")
     print(f"  sequential / product     : {sequential / product:.0f}x faster (target >= 100x)")
     return 0 if product_ok == n else 1
 

@@ -416,6 +416,7 @@ class MailboxChecker:
             allow_plaintext=mailbox.allow_plaintext_password,
             token_source=token_source,
             oauth_label=label,
+            vitals=self.settings.vitals,
         )
 
     def _token_source(self, request: TokenRequest, rotation: Rotation | None) -> Callable[[], str]:

@@ -147,6 +147,8 @@ class CheckSettings:
     egress: EgressPolicy = UNGUARDED
     google_app: OAuthApp = NO_APP
     microsoft_app: OAuthApp = NO_APP
+    #: Read vital signs (quota, backlog) on each check; False: the bare connection test.
+    vitals: bool = True
 
 
 #: Where the provider sends the browser back: the page pages/connect_callback.py.

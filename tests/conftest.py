@@ -190,6 +190,29 @@ def dovecot_server(oauth_provider: Any) -> Iterator[Any]:
     server.stop()
 
 
+@pytest.fixture
+def start_dovecot() -> Iterator[Any]:
+    """Starts private Dovecots with options (``quota=True``, ``extra_config=…``) for one test.
+
+    Each is stopped after the test; ``server.reload(extra_config)`` changes one mid-test.
+    """
+    from tests.support import dovecot
+
+    need(
+        dovecot.available(),
+        "Dovecot is not installed (apt-get install dovecot-imapd dovecot-pop3d)",
+    )
+    started: list[Any] = []
+
+    def start(**options: Any) -> Any:
+        started.append(dovecot.start(**options))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
 def dovecot_imaps(dovecot_server: Any, name: str, password: str, **extra: Any) -> dict[str, Any]:
     """Form values for an IMAPS mailbox of alice@ on the private Dovecot."""
     return {

@@ -38,6 +38,10 @@ def test_check_all_bench_runs_and_prints_its_figures(dovecot_server: Any) -> Non
         "best bare pool",
         "product check-all",
         "product / best bare pool",
+        "IMAPS vitals :",
+        "with vital signs",
+        "6/6 read a quota",
+        "vitals / without vitals",
         "(6/6 ok)",
     ):
         assert figure in done.stdout

@@ -7,6 +7,7 @@ The probe never changes the mailbox: IMAP opens INBOX with EXAMINE (read-only), 
 asks STAT and quits without deleting.
 
     results.py    the result types (steps, status, detail, hint) and ProbeTarget
+    vitals.py     what a check reads besides its steps: quota, backlog, the sign-in offer
     deadline.py   the deadline and the one watchdog thread
     transport.py  resolve once through the egress guard → TCP → TLS; injectable connector
     wire.py       bytes in and out, within the deadline and the byte budgets
@@ -28,18 +29,23 @@ from mailbox_core.probe.results import (
 from mailbox_core.probe.runner import run_probe, session_for
 from mailbox_core.probe.session import Session
 from mailbox_core.probe.transport import Connector, default_connector, default_resolver
+from mailbox_core.probe.vitals import Backlog, Offer, Quota, Vitals
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "STEPS",
+    "Backlog",
     "Certificate",
     "Connector",
+    "Offer",
     "ProbeResult",
     "ProbeTarget",
+    "Quota",
     "Session",
     "Step",
     "StepStatus",
     "TokenSource",
+    "Vitals",
     "default_connector",
     "default_resolver",
     "run_probe",

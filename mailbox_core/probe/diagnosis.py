@@ -49,6 +49,8 @@ class Problem(StrEnum):
     PLAINTEXT_ALLOWED = "plaintext allowed"
     UNSENDABLE = "unsendable"
     PASSWORD_REFUSED = "password refused"
+    PASSWORD_NOT_OFFERED = "password not offered"
+    PASSWORD_NEEDS_TLS = "password needs tls"
     MAILBOX_LOCKED = "mailbox locked"
     NO_TOKEN = "no token"
     OAUTH_NOT_FOR_POP3 = "oauth not for pop3"
@@ -168,6 +170,15 @@ TEXT: dict[Problem, tuple[str, str]] = {
         "The server refused the password for {account}",
         "Check Account and Password.{app_password}",
     ),
+    Problem.PASSWORD_NOT_OFFERED: (
+        "The server offers no password sign-in for {account} (it offers: {offer})",
+        "This server no longer accepts password sign-in: switch the mailbox to OAuth or an "
+        "app password.{sent}",
+    ),
+    Problem.PASSWORD_NEEDS_TLS: (
+        "The server accepts a password only over an encrypted connection, so it was not sent",
+        "{secure}",
+    ),
     Problem.MAILBOX_LOCKED: (
         "The server refused the password for {account}",
         "Another client holds the POP3 lock on this mailbox; try again later.",
@@ -210,6 +221,7 @@ class Waiting(StrEnum):
     STARTTLS = "the request to start TLS"
     SIGN_IN = "the sign-in"
     MAILBOX = "the request to open INBOX"
+    VITALS = "the request for vital signs"
 
 
 #: What a step waits for when the failure itself does not say.
@@ -359,6 +371,11 @@ def _refine(problem: Problem, facts: dict[str, Any], s: Situation) -> Found:
         return Problem.TOO_MUCH_GREETING, facts
     if problem is Problem.PASSWORD_REFUSED:
         return _refused(facts.get("text", ""), s.target.account, facts)
+    if problem is Problem.PASSWORD_NOT_OFFERED:
+        encrypted = s.target.ssl_enabled or s.target.starttls
+        if not encrypted and facts.get("offered"):
+            return Problem.PASSWORD_NEEDS_TLS, facts
+        return problem, {"offer": "nothing", "sent": " The password was not sent.", **facts}
     return problem, facts
 
 
@@ -370,6 +387,12 @@ def _refused(text: str, account: str, facts: dict[str, Any]) -> Found:
     said = text.upper()
     if "IN-USE" in said or "IN USE" in said or "LOCK" in said:
         return Problem.MAILBOX_LOCKED, facts
+    if "UNSUPPORTED AUTHENTICATION MECHANISM" in said:
+        # Dovecot whose auth_mechanisms lost plain/login still offers POP3 USER, and on an
+        # unencrypted connection from another address no IMAP LOGINDISABLED: only its
+        # refusal tells, after the password went out.
+        offer = {"offer": "no password sign-in", "sent": ""}
+        return Problem.PASSWORD_NOT_OFFERED, {**facts, **offer}
     domain = account.rsplit("@", 1)[-1].lower()
     note = _APP_PASSWORD if domain in _APP_PASSWORD_DOMAINS else ""
     return Problem.PASSWORD_REFUSED, {**facts, "app_password": note}

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from mailbox_core.probe.vitals import Offer, Vitals
 from mailbox_core.schemas import MailboxType
 
 TokenSource = Callable[[], str]
@@ -49,13 +50,17 @@ class ProbeResult:
     """What a connection test found; ``ok`` when every step passed (warnings allowed).
 
     ``skipped`` says why a test was not run at all (the scheduler's never-harm rules);
-    a skipped test is not ``ok`` and is never recorded as a check.
+    a skipped test is not ``ok`` and is never recorded as a check. ``offer`` is what the
+    server offered for signing in (known once greeted, even when the sign-in fails);
+    ``vitals`` what was read after it (issue 15).
     """
 
     steps: tuple[Step, ...]
     message_count: int | None = None
     certificate: Certificate | None = None
     skipped: str = ""
+    offer: Offer | None = None
+    vitals: Vitals | None = None
 
     @property
     def ok(self) -> bool:
@@ -99,6 +104,10 @@ class ProbeTarget:
     allow_plaintext: bool = False
     token_source: TokenSource | None = field(default=None, compare=False)
     oauth_label: str = ""
+    #: Read vital signs after opening INBOX (False: the bare connection test).
+    vitals: bool = True
+    #: Also count the messages that arrived since then (after an outage), when set.
+    since: datetime | None = None
 
     def __repr__(self) -> str:
         return f"ProbeTarget({self.mailbox_type.value} {self.host}:{self.port} {self.account})"

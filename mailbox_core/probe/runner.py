@@ -31,6 +31,7 @@ from mailbox_core.probe.results import (
 )
 from mailbox_core.probe.session import Session
 from mailbox_core.probe.transport import Connector, Transport, default_connector, default_resolver
+from mailbox_core.probe.vitals import Offer, Vitals
 from mailbox_core.schemas import MailboxType
 
 _SESSIONS: dict[MailboxType, type[Session]] = {
@@ -81,6 +82,8 @@ def run_probe(
         message_count=probe.message_count,
         certificate=transport.certificate,
         skipped=skipped,
+        offer=probe.offer(),
+        vitals=probe.vitals,
     )
 
 
@@ -93,6 +96,7 @@ class _Probe:
         self.kind = kind
         self.session: Session | None = None
         self.message_count: int | None = None
+        self.vitals: Vitals | None = None
 
     def plan(self) -> list[tuple[str, Callable[[], str]]]:
         if self.target.ssl_enabled:
@@ -126,10 +130,18 @@ class _Probe:
         )
         return diagnose(exc, situation)
 
+    def offer(self) -> Offer | None:
+        """What the server offered for signing in; None when no greeting was read."""
+        if self.session is None:
+            return None
+        return self.session.offer(implicit_tls=self.target.ssl_enabled)
+
     def _greet(self) -> str:
         assert self.transport.wire is not None
-        self.session = self.kind(self.transport.wire)
-        return self.session.greet()
+        session = self.kind(self.transport.wire, vitals=self.target.vitals)
+        detail = session.greet()
+        self.session = session  # only a session that was greeted has an offer
+        return detail
 
     def _starttls(self) -> str:
         session = self._session()
@@ -164,6 +176,8 @@ class _Probe:
     def _open_inbox(self) -> str:
         session = self._session()
         self.message_count = session.open_inbox()
+        if self.target.vitals:
+            self.vitals = session.vitals(self.target.since)
         session.leave()
         return f"INBOX has {self.message_count} messages"
 

@@ -62,6 +62,26 @@ class Wire:
         del self._buffer[: end + 1]
         return line.removesuffix(b"\r")
 
+    def peek(self, size: int) -> bytes:
+        """Up to ``size`` bytes of what comes next (less when a line ends first), left unread."""
+        while len(self._buffer) < size and b"\n" not in self._buffer:
+            self._fill()
+        return bytes(self._buffer[:size])
+
+    def read_pieces(self) -> Iterator[bytes]:
+        """The next line in pieces as they arrive, line end included; nothing is kept.
+
+        For an answer that may be one very long line (IMAP SEARCH): the caller counts as it
+        reads, and the budgets still bound how much is read.
+        """
+        while (end := self._buffer.find(b"\n")) < 0:
+            if self._buffer:
+                yield bytes(self._buffer)
+                self._buffer.clear()
+            self._fill()
+        yield bytes(self._buffer[: end + 1])
+        del self._buffer[: end + 1]
+
     def discard(self, count: int) -> None:
         """Skip ``count`` bytes (an IMAP literal) without keeping them."""
         if count - len(self._buffer) > min(self._response_left, self._connection_left):

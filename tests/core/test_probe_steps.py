@@ -109,8 +109,8 @@ def test_every_step_passes_against_a_well_behaved_server(kind: str, mode: str) -
 
 
 def test_imaps_signs_in_examines_and_logs_out_in_one_turn() -> None:
-    result, server = probe(imap())
-    assert result.ok
+    result, server = probe(imap(), vitals=False)
+    assert result.ok and result.vitals is None
     assert server.commands() == ["LOGIN", "EXAMINE", "LOGOUT"], "no CAPABILITY: the greeting had it"
     [connection] = server.connections
     assert connection.turns == 1
@@ -136,11 +136,23 @@ def test_a_deadline_spent_while_waiting_to_sign_in_fails_the_sign_in_step() -> N
     assert "LOGIN" not in server.commands(), "no password sent after the deadline"
 
 
+def test_imaps_with_vitals_adds_status_to_the_sign_in_write_and_logs_out_after() -> None:
+    # Nothing worth a second question (no unseen mail, no QUOTA): LOGOUT alone follows,
+    # unawaited. The fake counts its answer as a turn; the probe waited for one.
+    result, server = probe(imap())
+    assert result.ok
+    assert server.commands() == ["LOGIN", "STATUS", "EXAMINE", "LOGOUT"]
+    [connection] = server.connections
+    assert connection.chunks[0].count(b"\r\n") == 3, "LOGIN, STATUS and EXAMINE in one write"
+    assert connection.chunks[1] == b"a4 LOGOUT\r\n"
+    assert connection.turns == 2
+
+
 def test_imap_asks_for_capabilities_only_when_the_greeting_has_none() -> None:
     result, server = probe(imap(greeting="* OK Fake ready."))
     assert result.ok
-    assert server.commands() == ["CAPABILITY", "LOGIN", "EXAMINE", "LOGOUT"]
-    assert server.connections[0].turns == 2
+    assert server.commands() == ["CAPABILITY", "LOGIN", "STATUS", "EXAMINE", "LOGOUT"]
+    assert server.connections[0].turns == 3
 
 
 def test_pop3s_with_pipelining_sends_user_pass_stat_and_quit_together() -> None:
@@ -166,7 +178,7 @@ def test_pop3_without_capa_still_signs_in() -> None:
 
 
 def test_non_ascii_password_uses_authenticate_plain_pipelined_with_sasl_ir() -> None:
-    result, server = probe(imap(), password="pässwörd-ü")
+    result, server = probe(imap(), password="pässwörd-ü", vitals=False)
     assert result.ok
     assert server.commands() == ["AUTHENTICATE", "EXAMINE", "LOGOUT"]
     assert server.connections[0].turns == 1
@@ -182,14 +194,14 @@ def test_authenticate_plain_without_sasl_ir_answers_the_continuation() -> None:
     result, server = probe(script, password="pässwörd-ü")
     assert result.ok, result.summary
     assert server.commands()[0] == "AUTHENTICATE"
-    assert server.connections[0].turns == 2
+    assert server.connections[0].turns == 3, "the continuation, then sign-in, then LOGOUT"
 
 
 def test_login_disabled_falls_back_to_authenticate_plain() -> None:
     script = imap(greeting="* OK [CAPABILITY IMAP4rev1 SASL-IR LOGINDISABLED AUTH=PLAIN] Hi.")
     result, server = probe(script)
     assert result.ok
-    assert server.commands() == ["AUTHENTICATE", "EXAMINE", "LOGOUT"]
+    assert server.commands() == ["AUTHENTICATE", "STATUS", "EXAMINE", "LOGOUT"]
 
 
 def test_login_quotes_what_needs_quoting() -> None:
@@ -209,11 +221,13 @@ def test_starttls_asks_for_the_capabilities_again_inside_tls() -> None:
     forged = StartTLS("{tag} OK Begin TLS now.\n* CAPABILITY IMAP4rev1 LOGINDISABLED")
     result, server = probe(imap(STARTTLS=forged), "starttls")
     assert result.ok
-    assert server.commands() == ["STARTTLS", "CAPABILITY", "LOGIN", "EXAMINE", "LOGOUT"]
+    assert server.commands() == ["STARTTLS", "CAPABILITY", "LOGIN", "STATUS", "EXAMINE", "LOGOUT"]
 
 
 def test_xoauth2_signs_in_then_examines() -> None:
-    result, server = probe(imap(), token_source=lambda: "ya29.token", oauth_label="Gmail XOAUTH2")
+    result, server = probe(
+        imap(), token_source=lambda: "ya29.token", oauth_label="Gmail XOAUTH2", vitals=False
+    )
     assert result.ok
     sign_in = next(s for s in result.steps if s.name == "Sign-in")
     assert sign_in.detail == f"Signed in as {ACCOUNT} with Gmail XOAUTH2"
@@ -290,6 +304,10 @@ TOO_MUCH_HINT = (
     "A mail server answers this in a few kilobytes: check Host and Port, or ask the server's "
     "administrator."
 )
+NOT_OFFERED = (
+    "This server no longer accepts password sign-in: switch the mailbox to OAuth or an app "
+    "password."
+)
 TLS_ALERT = b"\x15\x03\x01\x00\x02\x02\x46"
 
 CASES: dict[str, Case] = {
@@ -343,6 +361,36 @@ CASES: dict[str, Case] = {
         Problem.NO_INBOX,
         "INBOX could not be opened",
         "The account has no INBOX or is not allowed to read it.",
+    ),
+    "password no longer offered": Case(
+        imap(greeting="* OK [CAPABILITY IMAP4rev1 SASL-IR LOGINDISABLED AUTH=XOAUTH2] Hi."),
+        "Sign-in",
+        Problem.PASSWORD_NOT_OFFERED,
+        f"The server offers no password sign-in for {ACCOUNT} (it offers: XOAUTH2)",
+        NOT_OFFERED + " The password was not sent.",
+    ),
+    "pop3 password no longer offered": Case(
+        pop3(CAPA="+OK\nPIPELINING\nSASL XOAUTH2 OAUTHBEARER\n."),
+        "Sign-in",
+        Problem.PASSWORD_NOT_OFFERED,
+        f"The server offers no password sign-in for {ACCOUNT} (it offers: OAUTHBEARER XOAUTH2)",
+        NOT_OFFERED + " The password was not sent.",
+    ),
+    "password refused as an unsupported mechanism": Case(
+        # Dovecot without plain in auth_mechanisms still lists POP3 USER; PASS tells.
+        pop3(PASS="-ERR [AUTH] Unsupported authentication mechanism."),
+        "Sign-in",
+        Problem.PASSWORD_NOT_OFFERED,
+        f"The server offers no password sign-in for {ACCOUNT} (it offers: no password sign-in)",
+        NOT_OFFERED,
+    ),
+    "password only over tls": Case(
+        imap(greeting="* OK [CAPABILITY IMAP4rev1 SASL-IR STARTTLS LOGINDISABLED] Hi."),
+        "Sign-in",
+        Problem.PASSWORD_NEEDS_TLS,
+        "The server accepts a password only over an encrypted connection, so it was not sent",
+        "The server offers STARTTLS: set STARTTLS to Yes.",
+        mode="plain",
     ),
     "token refused": Case(
         imap(AUTHENTICATE="{tag} NO [AUTHENTICATIONFAILED] Authentication failed."),
@@ -617,7 +665,7 @@ def test_a_pipelined_sign_in_that_fails_reports_the_sign_in_not_the_mailbox() ->
     assert result.failed_step is not None and result.failed_step.name == "Sign-in"
     assert result.summary == f"The server refused the password for {ACCOUNT}"
     assert statuses(result)["Mailbox"] == "skipped"
-    assert server.commands() == ["LOGIN", "EXAMINE", "LOGOUT"], "EXAMINE went ahead, unread"
+    assert server.commands() == ["LOGIN", "STATUS", "EXAMINE"], "STATUS, EXAMINE went ahead, unread"
 
 
 def test_no_password_is_sent_when_plaintext_is_refused() -> None:

@@ -6,10 +6,19 @@ internal users (dovenull, dovecot) must be able to traverse the work dir, so it 
 with mode 0755 outside pytest's 0700 tmp dir. A failed login normally slows every later
 login from 127.0.0.1 by 2-15 s; `auth_failure_delay = 0`, the anvil-auth-penalty
 listener off and a first static passdb with `nodelay=yes` stop that.
+
+``start(quota=True)`` adds the quota plugins (QUOTA, GETQUOTAROOT; limits below);
+``Dovecot.reload(extra_config)`` changes the config of the running server (SIGHUP: new
+logins get the new settings, e.g. auth_mechanisms); ``Dovecot.client(user)`` is an imaplib
+client over IMAPS for a test's setup and verification (APPEND, STORE, read flags).
+Dovecot counts a connection whose remote address equals its local one as secured, like
+TLS: to see what it does on an unencrypted connection, connect from 127.0.0.2
+(``SOURCE_UNSECURED``).
 """
 
 from __future__ import annotations
 
+import imaplib
 import os
 import pwd
 import shutil
@@ -33,6 +42,23 @@ USERS = {
     "billing@example.com": "billing-Secret-5",
 }
 MESSAGES = 3
+QUOTA_STORAGE_KIB = 100
+QUOTA_MESSAGES = 10
+SOURCE_UNSECURED = "127.0.0.2"
+# Dovecot 2.3.19: the count backend needs quota_vsizes (it counts virtual sizes, which
+# equal the file sizes here: the messages are written with CRLF line ends).
+QUOTA_CONFIG = f"""
+mail_plugins = $mail_plugins quota
+protocol imap {{
+  mail_plugins = $mail_plugins imap_quota
+}}
+plugin {{
+  quota = count:User quota
+  quota_vsizes = yes
+  quota_rule = *:storage={QUOTA_STORAGE_KIB}K
+  quota_rule2 = *:messages={QUOTA_MESSAGES}
+}}
+"""
 
 
 def free_port() -> int:
@@ -50,6 +76,31 @@ class Dovecot:
     ca_file: Path
     process: subprocess.Popen[bytes] | None = None
     users: dict[str, str] = field(default_factory=lambda: dict(USERS))
+    config: dict[str, object] = field(default_factory=dict)  # what _config was called with
+
+    def reload(self, extra_config: str) -> None:
+        """Replace the extra config and reload; returns when new logins get the new config."""
+        self.config["extra"] = extra_config
+        (self.workdir / "dovecot.conf").write_text(_config(**self.config))  # type: ignore[arg-type]
+        assert self.process is not None
+        reloads = self.log().count("reloading configuration") + 1
+        self.process.send_signal(signal.SIGHUP)
+        # The master restarts the login processes; wait for its word, then for greetings.
+        deadline = time.monotonic() + 10
+        while self.log().count("reloading configuration") < reloads:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"dovecot did not reload: {self.log()[-2000:]}")
+            time.sleep(0.05)
+        _wait_for_greetings(self)
+
+    def client(self, user: str = "alice@example.com") -> imaplib.IMAP4_SSL:
+        """An imaplib client signed in as ``user`` over IMAPS (test setup and checks only)."""
+        import ssl
+
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        client = imaplib.IMAP4_SSL("localhost", self.ports["imaps"], ssl_context=context)
+        client.login(user, self.users[user])
+        return client
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -76,6 +127,7 @@ def start(
     extra_config: str = "",
     users: dict[str, str] | None = None,
     tuned: bool = False,
+    quota: bool = False,
 ) -> Dovecot:
     """Start Dovecot with its own config under a fresh dir; returns when every port greets."""
     workdir = Path(tempfile.mkdtemp(prefix="mm-dovecot-"))
@@ -85,8 +137,12 @@ def start(
     users = users or dict(USERS)
     server = Dovecot(workdir=workdir, ports=ports, ca_file=cert, users=users)
     _write_mail(workdir, users)
-    config = _config(workdir, ports, cert, key, introspection_url, extra_config, tuned)
-    (workdir / "dovecot.conf").write_text(config)
+    extra = (QUOTA_CONFIG if quota else "") + extra_config
+    server.config = {
+        "workdir": workdir, "ports": ports, "cert": cert, "key": key,
+        "introspection_url": introspection_url, "extra": extra, "tuned": tuned,
+    }  # fmt: skip
+    (workdir / "dovecot.conf").write_text(_config(**server.config))  # type: ignore[arg-type]
     server.process = subprocess.Popen(
         [DOVECOT, "-F", "-c", str(workdir / "dovecot.conf")],
         stdout=subprocess.DEVNULL,

@@ -99,6 +99,7 @@ IMAP_REPLIES: dict[str, Reply] = {
         "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\n* 3 EXISTS\n* 0 RECENT\n"
         "* OK [UIDVALIDITY 1] UIDs valid\n{tag} OK [READ-ONLY] Examine completed."
     ),
+    "STATUS": "* STATUS INBOX (MESSAGES 3 UNSEEN 0)\n{tag} OK Status completed.",
     "LOGOUT": "* BYE Logging out\n{tag} OK Logout completed.",
     "STARTTLS": StartTLS("{tag} OK Begin TLS negotiation now."),
 }
