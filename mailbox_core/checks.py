@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,7 @@ from mailbox_core.probe import (
     ProbeTarget,
     Step,
     StepStatus,
+    Vitals,
     default_connector,
     run_probe,
 )
@@ -149,10 +151,12 @@ class MailboxChecker:
         """
         actor.require(Permission.TEST)
         [(mailbox, credentials)] = self.mailboxes.mailboxes_for_check([mailbox_id])
+        since = self.monitor.failing_since([mailbox_id]).get(mailbox_id)
         started = self.monitor.now()
-        result = self._check(mailbox, credentials)
+        result = self._check(mailbox, credentials, since=since)
         self._settle(mailbox, result, reserved=False)
-        self.mailboxes.record_checks([_record(mailbox.id, started, result, Origin.EXPLICIT)])
+        record = _record(mailbox.id, started, result, Origin.EXPLICIT, since=since)
+        self.mailboxes.record_checks([record])
         self._observe(result)
         self.monitor.dispatch()
         return result
@@ -272,6 +276,8 @@ class MailboxChecker:
         """
         results: dict[int, ProbeResult] = {}
         pending: list[CheckRecord] = []
+        #: Failing mailboxes: when they started failing (a passing check counts arrivals).
+        outages: dict[int, datetime] = {}
         workers = max(1, self.settings.concurrency)
         flushed, more = time.monotonic(), True
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
@@ -281,8 +287,10 @@ class MailboxChecker:
                 if more and len(running) <= workers * 3 // 4:
                     batch = feed(workers - len(running))
                     more = bool(batch)
+                    outages.update(self.monitor.failing_since([m.id for m, _ in batch]))
                     for mailbox, credentials in batch:
-                        future = pool.submit(self._gated, mailbox, credentials, gate)
+                        outage = outages.get(mailbox.id)
+                        future = pool.submit(self._gated, mailbox, credentials, gate, outage)
                         running[future], since[future] = mailbox, time.monotonic()
                 if not running:
                     break
@@ -293,7 +301,8 @@ class MailboxChecker:
                     started, result = future.result()
                     results[mailbox.id] = result
                     if not result.skipped:
-                        pending.append(_record(mailbox.id, started, result, origin, owner))
+                        outage = outages.pop(mailbox.id, None)
+                        pending.append(_record(mailbox.id, started, result, origin, owner, outage))
                     self._observe(result)
                     if progress:
                         done += 1
@@ -307,7 +316,11 @@ class MailboxChecker:
         return results
 
     def _gated(
-        self, mailbox: MailboxPublic, credentials: Credentials | MailboxCoreError, gate: Gate
+        self,
+        mailbox: MailboxPublic,
+        credentials: Credentials | MailboxCoreError,
+        gate: Gate,
+        since: datetime | None = None,
     ) -> tuple[datetime, ProbeResult]:
         """One check in a worker thread, if the server's failed-sign-in budget allows it."""
         started = self.monitor.now()
@@ -319,7 +332,7 @@ class MailboxChecker:
             return why
 
         try:
-            result = self._check(mailbox, credentials, admit)
+            result = self._check(mailbox, credentials, admit, since=since)
         except BaseException:
             self.monitor.budget.settle(mailbox.host, mailbox.id, failed=False, reserved=reserved)
             raise
@@ -341,7 +354,11 @@ class MailboxChecker:
         mailbox: MailboxPublic,
         credentials: Credentials | MailboxCoreError,
         admit: Callable[[float], str] | None = None,
+        *,
+        since: datetime | None = None,
     ) -> ProbeResult:
+        """``since``: the mailbox has been failing since then; a passing check counts what
+        arrived meanwhile (``ProbeTarget.since``)."""
         if isinstance(credentials, MailboxCoreError):
             return _failed(
                 "Sign-in",
@@ -349,7 +366,8 @@ class MailboxChecker:
                 "The secrets of this mailbox cannot be read with the configured keys.",
             )
         rotation = self._stored_rotation(mailbox.id, credentials)
-        return self._probe(self._target(mailbox, credentials, rotation), admit)
+        target = replace(self._target(mailbox, credentials, rotation), since=since)
+        return self._probe(target, admit)
 
     def _probe(
         self, target: ProbeTarget, admit: Callable[[float], str] | None = None
@@ -465,6 +483,7 @@ def _record(
     result: ProbeResult,
     origin: Origin,
     owner: str | None = None,
+    since: datetime | None = None,
 ) -> CheckRecord:
     failed = result.failed_step
     check = MailboxCheck(
@@ -474,8 +493,10 @@ def _record(
         failed_step=failed.name if failed else None,
         message=result.summary[:500],
         latency_ms=round(result.elapsed_ms, 1),
-        message_count=result.message_count,
+        message_count=_message_count(result),
         problem=(failed.problem or None) if failed else None,
+        offer=result.offer.summary()[:300] if result.offer else None,
+        **_vital_columns(result.vitals),
     )
     return CheckRecord(
         check=check,
@@ -483,4 +504,30 @@ def _record(
         owner=owner,
         hint=failed.hint if failed else "",
         certificate=result.certificate,
+        offer=result.offer,
+        since=since,
     )
+
+
+def _message_count(result: ProbeResult) -> int | None:
+    if result.message_count is not None:
+        return result.message_count
+    backlog = result.vitals.backlog if result.vitals else None
+    return backlog.messages if backlog else None
+
+
+def _vital_columns(vitals: Vitals | None) -> dict[str, Any]:
+    """A check's vital signs as its history columns (None: not known)."""
+    quota = vitals.quota if vitals else None
+    backlog = vitals.backlog if vitals else None
+    columns: dict[str, Any] = {
+        "quota_ratio": quota.ratio if quota else None,
+        "quota_storage_used": quota.storage_used if quota else None,
+        "quota_storage_limit": quota.storage_limit if quota else None,
+        "quota_messages_used": quota.messages_used if quota else None,
+        "quota_messages_limit": quota.messages_limit if quota else None,
+        "unseen": backlog.unseen if backlog else None,
+        "oldest_unseen_at": backlog.oldest_unseen_at if backlog else None,
+        "arrived_since": backlog.arrived_since if backlog else None,
+    }
+    return columns

@@ -231,6 +231,49 @@ def _health_row(status: Any, now: Any) -> dict[str, Any]:
         "pause_reason": status.pause_reason if status.paused(now) else None,
         "alert_open": status.alert_open,
         "notes": status.notes(now),
+        "vitals": _vitals_row(status.vitals, now),
+    }
+
+
+def _vitals_row(vitals: Any, now: Any) -> dict[str, Any] | None:
+    """Vital signs for `health --json`: every null means "not known", never OK."""
+    if vitals is None or vitals.read_at is None:
+        return None
+
+    def iso(moment: Any) -> str | None:
+        return moment.isoformat() if moment is not None else None
+
+    age = vitals.backlog_age(now)
+    known = vitals.unseen is not None
+    return {
+        "read_at": iso(vitals.read_at),
+        "quota": {
+            "state": vitals.quota_state,
+            "ratio": vitals.quota_ratio,
+            "level": vitals.quota_level,
+            "warnings": list(vitals.quota_warnings),
+        },
+        "backlog": {
+            "unseen": vitals.unseen,
+            "oldest_unseen_at": iso(vitals.oldest_unseen_at),
+            "oldest_unseen_age_seconds": age.total_seconds() if age else (0.0 if known else None),
+            "over": vitals.backlog_over,
+            "threshold_minutes": vitals.backlog_minutes,
+        },
+        "sign_in": {
+            "offer": vitals.offer,
+            "changed_at": iso(vitals.offer_changed_at),
+            "before": vitals.offer_before if vitals.offer_changed_at else None,
+            "password_offered": vitals.password_offered,
+            "password_lost": vitals.password_gone,
+        },
+        "arrived_while_failing": None
+        if vitals.outage_arrived is None
+        else {
+            "messages": vitals.outage_arrived,
+            "from": iso(vitals.outage_from),
+            "until": iso(vitals.outage_until),
+        },
     }
 
 

@@ -37,6 +37,7 @@ from mailbox_core.schemas import MailboxType, OAuthProvider, Status, comparable_
 
 _MAILBOX = SQLModel.metadata.tables["mailbox"]
 _HEALTH = SQLModel.metadata.tables["mailbox_health"]
+_MONITOR = SQLModel.metadata.tables["mailbox_monitor"]
 _AUDIT = SQLModel.metadata.tables["audit_event"]
 #: Each secret's ciphertext column and the column naming the key that made it.
 SECRET_COLUMNS = (
@@ -82,6 +83,15 @@ class HealthFilter(StrEnum):
     NOT_CHECKED = "not-checked"
 
 
+class VitalFilter(StrEnum):
+    """A vital sign's badge (issue 15): the latest values the monitor keeps, indexed."""
+
+    NEAR_FULL = "near-full"  # past one of the mailbox's quota warnings
+    BACKLOG = "backlog"  # the oldest unseen message is older than its threshold
+    RULES_CHANGED = "rules-changed"  # the server's sign-in offer changed (not acknowledged)
+    NO_PASSWORD = "no-password"  # the server no longer offers the password sign-in it uses
+
+
 class OAuthFilter(StrEnum):
     NONE = "none"
     UNKNOWN = "unknown"
@@ -120,6 +130,7 @@ class MailboxFilter:
     mailbox_type: MailboxType | None = None
     oauth: OAuthFilter | None = None
     health: HealthFilter | None = None
+    vital: VitalFilter | None = None
     unreadable: bool = False  # only mailboxes with a secret the configured keys cannot open
 
     @property
@@ -160,6 +171,16 @@ class ListRow(NamedTuple):
     last_message: str | None
     last_message_count: int | None
     failing_since: datetime | None
+    # Vital signs (None: not known): the badges beside the state.
+    quota_ratio: float | None = None
+    quota_level: int | None = None
+    unseen: int | None = None
+    oldest_unseen_at: datetime | None = None
+    backlog_over: bool | None = None
+    offer_changed_at: datetime | None = None
+    signin_lost: bool | None = None
+    # The scheduler paused this mailbox's checks until then (a refused sign-in, issue 13).
+    paused_until: datetime | None = None
 
     @property
     def state(self) -> State:
@@ -206,7 +227,7 @@ class ListView:
 
 # ---------------------------------------------------------------- SQL pieces
 
-_M, _H = _MAILBOX.c, _HEALTH.c
+_M, _H, _S = _MAILBOX.c, _HEALTH.c, _MONITOR.c
 _ACTIVE = _M.status == Status.ACTIVE.value
 _STATE_RANK: ColumnElement[int] = case(
     (_M.status != Status.ACTIVE.value, _STATE_BY_RANK.index(State.INACTIVE)),
@@ -217,11 +238,23 @@ _STATE_RANK: ColumnElement[int] = case(
 _USES_OAUTH = and_(_M.oauth_enabled, _M.oauth_provider.is_not(None))
 _OAUTH: ColumnElement[str] = case((_USES_OAUTH, _M.oauth_provider), else_="No")
 _LAST_ERROR = case((not_(_H.last_ok), _H.last_message), else_=None)
-_WITH_HEALTH: FromClause = _MAILBOX.outerjoin(_HEALTH, _H.mailbox_id == _M.id)
+_WITH_HEALTH: FromClause = _MAILBOX.outerjoin(_HEALTH, _H.mailbox_id == _M.id).outerjoin(
+    _MONITOR, _S.mailbox_id == _M.id
+)
+#: The mail server sees a password sign-in (monitoring.rules.signs_in_with_password).
+_SIGNS_IN_WITH_PASSWORD = not_(
+    and_(
+        _M.oauth_enabled,
+        _M.oauth_provider.in_([OAuthProvider.GMAIL.value, OAuthProvider.OFFICE365.value]),
+    )
+)
+_SIGNIN_LOST: ColumnElement[bool] = and_(_SIGNS_IN_WITH_PASSWORD, _S.password_offered.is_(False))
 _COLUMNS = (
     _M.id, _M.name, _STATE_RANK, _M.mailbox_type, _M.host, _M.port, _M.account, _M.status,
     _OAUTH, _M.ssl_enabled, _M.starttls, _M.allow_self_signed, _M.comments, _H.last_check_at,
     _H.last_ok, _H.last_failed_step, _H.last_message, _H.last_message_count, _H.failing_since,
+    _S.quota_ratio, _S.quota_level, _S.unseen, _S.oldest_unseen_at, _S.backlog_over,
+    _S.offer_changed_at, _SIGNIN_LOST, _S.paused_until,
 )  # fmt: skip
 _SORTS: dict[SortKey, ColumnElement[Any]] = {
     SortKey.ID: _M.id,
@@ -254,6 +287,12 @@ _HEALTH_CONDITIONS = {
     HealthFilter.OK: _H.last_ok,
     HealthFilter.FAILING: and_(_H.mailbox_id.is_not(None), not_(_H.last_ok)),
     HealthFilter.NOT_CHECKED: _H.mailbox_id.is_(None),
+}
+_VITAL_CONDITIONS = {
+    VitalFilter.NEAR_FULL: _S.quota_level.is_not(None),
+    VitalFilter.BACKLOG: _S.backlog_over.is_(True),
+    VitalFilter.RULES_CHANGED: _S.offer_changed_at.is_not(None),
+    VitalFilter.NO_PASSWORD: _SIGNIN_LOST,
 }
 _OAUTH_CONDITIONS = {
     OAuthFilter.NONE: not_(_USES_OAUTH),
@@ -311,6 +350,8 @@ def _conditions(where: MailboxFilter, key_ids: Sequence[str]) -> list[ColumnElem
         conditions.append(_OAUTH_CONDITIONS[where.oauth])
     if where.health is not None:
         conditions.append(_HEALTH_CONDITIONS[where.health])
+    if where.vital is not None:
+        conditions.append(_VITAL_CONDITIONS[where.vital])
     if where.unreadable:
         conditions.append(unreadable(key_ids))
     return conditions
@@ -318,7 +359,8 @@ def _conditions(where: MailboxFilter, key_ids: Sequence[str]) -> list[ColumnElem
 
 def _filtered(query: Select[Any], where: MailboxFilter, key_ids: Sequence[str]) -> Select[Any]:
     # Health is joined only when something reads it: counting a plain filter stays on mailbox.
-    source = _WITH_HEALTH if where.health is not None else _MAILBOX
+    joined = where.health is not None or where.vital is not None
+    source = _WITH_HEALTH if joined else _MAILBOX
     return query.select_from(source).where(*_conditions(where, key_ids))
 
 

@@ -3,7 +3,7 @@
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, CheckConstraint, Column, Index, Integer
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index, Integer
 from sqlmodel import AutoString, Field, SQLModel
 
 from mailbox_core.schemas import AuthMethod, MailboxBase, MailboxType, OAuthProvider, Status
@@ -78,6 +78,19 @@ class MailboxCheck(SQLModel, table=True):
     message_count: int | None = None
     #: The diagnosis code of the failure (probe.diagnosis.Problem), for the monitor's rules.
     problem: str | None = Field(default=None, max_length=40)
+    # Vital signs (issue 15), None where not known (POP3, no QUOTA, a failed check): the
+    # history behind the quota and backlog charts, pruned with the checks.
+    quota_ratio: float | None = None
+    quota_storage_used: int | None = Field(default=None, sa_type=BigInteger)  # KiB
+    quota_storage_limit: int | None = Field(default=None, sa_type=BigInteger)
+    quota_messages_used: int | None = None
+    quota_messages_limit: int | None = None
+    unseen: int | None = None
+    oldest_unseen_at: datetime | None = None
+    #: Messages that arrived since the mailbox started failing (asked after an outage).
+    arrived_since: int | None = None
+    #: What the server offered for signing in (probe.vitals.Offer.summary()).
+    offer: str | None = Field(default=None, max_length=300)
 
 
 class MailboxHealth(SQLModel, table=True):
@@ -150,6 +163,28 @@ class MailboxMonitor(SQLModel, table=True):
     cert_seen_at: datetime | None = None
     cert_warned: int | None = None
     cert_warned_for: datetime | None = None
+    # Vital signs (issue 15): the latest known values, where the list joins them, and what
+    # their alerts last said. Kept through failed checks (they read nothing).
+    vitals_at: datetime | None = None
+    quota_ratio: float | None = None
+    #: The highest quota threshold reached now (None: under all, or unknown): "Near full".
+    quota_level: int | None = Field(default=None, index=True)
+    quota_alerted: int | None = None
+    unseen: int | None = None
+    oldest_unseen_at: datetime | None = None
+    #: The oldest unseen message is older than the mailbox's backlog threshold.
+    backlog_over: bool = Field(default=False, index=True)
+    backlog_alerted: bool = False
+    offer: str | None = Field(default=None, max_length=300)
+    offer_before: str | None = Field(default=None, max_length=300)
+    #: The offer changed then; None once acknowledged or signed in under the new rules.
+    offer_changed_at: datetime | None = Field(default=None, index=True)
+    #: Whether the server still offers a password sign-in (None: not known yet).
+    password_offered: bool | None = None
+    #: After an outage: how many messages arrived between these two moments.
+    outage_arrived: int | None = None
+    outage_from: datetime | None = None
+    outage_until: datetime | None = None
 
 
 class AlertEvent(SQLModel, table=True):

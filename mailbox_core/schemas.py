@@ -84,6 +84,8 @@ LABELS: dict[str, str] = {
     "allow_plaintext_password": "Allow sign-in without encryption",
     "check_interval": "Check every (minutes)",
     "client_secret_expires": "Client Secret expires",
+    "quota_warnings": "Quota warnings (%)",
+    "backlog_minutes": "Backlog alert after (minutes)",
 }
 
 SECRET_FIELDS = ("password", "client_secret", "refresh_token")
@@ -110,10 +112,19 @@ ADVANCED_FIELDS = (
     "allow_plaintext_password",
     "check_interval",
     "client_secret_expires",
+    "quota_warnings",
+    "backlog_minutes",
 )
 #: Scheduled checks (issue 13): how often a mailbox is checked when nothing is wrong.
 DEFAULT_CHECK_INTERVAL = 5
 MAX_CHECK_INTERVAL = 24 * 60
+#: Vital signs (issue 15): quota warnings in percent, stored as "80,90,95" ("" is none);
+#: the backlog threshold in minutes (None: off), at most a week.
+DEFAULT_QUOTA_WARNINGS = "80,90,95"
+MAX_QUOTA_WARNINGS = 5
+MAX_BACKLOG_MINUTES = 7 * 24 * 60
+#: The backlog threshold the form suggests: this many check intervals.
+BACKLOG_SUGGESTION = 3
 #: Yes/No fields: one coercion rule (``_yes_no``) reads them all, before any cross-field rule.
 BOOL_FIELDS = (
     "ssl_enabled",
@@ -155,6 +166,8 @@ _FIELD_HINTS: dict[str, str] = {
     "allow_plaintext_password": "choose Yes or No",
     "check_interval": f"enter a whole number of minutes from 1 to {24 * 60}",
     "client_secret_expires": "enter a date such as 2027-03-31",
+    "quota_warnings": "enter whole percentages from 1 to 100, such as 80, 90, 95",
+    "backlog_minutes": f"enter a whole number of minutes from 1 to {7 * 24 * 60}, or nothing",
 }
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -296,6 +309,37 @@ def _interval(value: Any) -> Any:
     return value
 
 
+def _quota_warnings(value: Any) -> Any:
+    """ "80, 90, 95" (or a list of numbers) as "80,90,95": sorted, each once; blank is none."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or (isinstance(value, int) and not isinstance(value, bool)):
+        value = ",".join(str(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+    if not isinstance(value, str):
+        raise PydanticCustomError("quota_warnings", _PERCENTAGES)
+    parts = [p for p in re.split(r"[\s,;%]+", value) if p]
+    if not all(p.isascii() and p.isdigit() and 1 <= int(p) <= 100 for p in parts):
+        raise PydanticCustomError("quota_warnings", _PERCENTAGES)
+    numbers = sorted({int(p) for p in parts})
+    if len(numbers) > MAX_QUOTA_WARNINGS:
+        raise PydanticCustomError(
+            "quota_warnings", f"must name at most {MAX_QUOTA_WARNINGS} percentages"
+        )
+    return ",".join(str(n) for n in numbers)
+
+
+_PERCENTAGES = "must be whole percentages from 1 to 100 separated by commas, such as 80, 90, 95"
+
+
+def _backlog(value: Any) -> Any:
+    # Blank is off; a Yes/No is not a number of minutes (bool is an int in Python).
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise PydanticCustomError("backlog", "must be a whole number of minutes")
+    return value
+
+
 def _expiry_date(value: date) -> date:
     if not date(2000, 1, 1) <= value <= date(2100, 12, 31):
         raise PydanticCustomError("expiry_date", "must be a date between 2000 and 2100")
@@ -372,6 +416,7 @@ Comments = Annotated[
 
 
 ExpiryDate = Annotated[date, AfterValidator(_expiry_date)]
+BacklogMinutes = Annotated[int, Rule(ge=1, le=MAX_BACKLOG_MINUTES)]
 
 # Blank becomes None before the union is tried, so an empty optional field is simply unset.
 Blank = BeforeValidator(_blank_to_none)
@@ -493,6 +538,7 @@ def visible_fields(values: Mapping[str, Any]) -> list[str]:
     fields.append("check_interval")
     if "client_secret" in fields:
         fields.append("client_secret_expires")
+    fields += ["quota_warnings", "backlog_minutes"]
     return fields
 
 
@@ -551,6 +597,8 @@ def required_fields(
         "password",
         "check_interval",
         "client_secret_expires",
+        "quota_warnings",
+        "backlog_minutes",
         *_optional_client_fields(values, operator_apps),
     }
     required += [f for f in visible_fields(values) if f not in optional and f not in required]
@@ -652,6 +700,12 @@ class MailboxBase(SQLModel):
     tenant_id: str | None = Field(default=None, max_length=255)
     check_interval: int = Field(default=DEFAULT_CHECK_INTERVAL, ge=1, le=MAX_CHECK_INTERVAL)
     client_secret_expires: date | None = None
+    quota_warnings: str = Field(
+        default=DEFAULT_QUOTA_WARNINGS,
+        max_length=40,
+        sa_column_kwargs={"server_default": "80,90,95"},
+    )
+    backlog_minutes: int | None = Field(default=None, ge=1, le=MAX_BACKLOG_MINUTES)
 
 
 class CrossFieldProblems(ValueError):
@@ -685,6 +739,8 @@ class MailboxCreate(MailboxBase):
         int, BeforeValidator(_interval), Rule(ge=1, le=MAX_CHECK_INTERVAL)
     ] = DEFAULT_CHECK_INTERVAL
     client_secret_expires: Annotated[ExpiryDate | None, Blank] = None
+    quota_warnings: Annotated[str, BeforeValidator(_quota_warnings)] = DEFAULT_QUOTA_WARNINGS
+    backlog_minutes: Annotated[BacklogMinutes | None, BeforeValidator(_backlog)] = None
     password: Annotated[Secret | None, SecretBlank] = None
     client_secret: Annotated[Secret | None, SecretBlank] = None
     refresh_token: Annotated[Secret | None, SecretBlank] = None
@@ -956,6 +1012,8 @@ def _message(field: str, item: Mapping[str, Any]) -> str:
         "unencodable",
         "interval",
         "expiry_date",
+        "quota_warnings",
+        "backlog",
     }:
         return str(item["msg"])
     if field == "form":

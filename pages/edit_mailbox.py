@@ -65,6 +65,7 @@ if not actor.can(Permission.EDIT):
     details.show(mailbox)
     health.section(service, mailbox.id)
     monitoring.history(runtime.monitor(), mailbox.id)
+    monitoring.vital_signs(runtime.monitor(), mailbox.id, actor)
     st.stop()
 
 
@@ -173,4 +174,5 @@ health.section(service, mailbox.id)
 monitor = runtime.monitor()
 monitoring.pause_panel(monitor, runtime.checker(), mailbox.id, actor)
 monitoring.history(monitor, mailbox.id)
+monitoring.vital_signs(monitor, mailbox.id, actor)
 monitoring.alerts(monitor, mailbox.id, actor)

@@ -94,6 +94,8 @@ def _summary(counts: ListSummary) -> None:
 
 
 _summary(summary)
+with st.expander("Failing over the last 24 hours", icon=":material/show_chart:"):
+    monitoring.failing_chart(runtime.monitor())
 listview.controls()
 if query.filter.unreadable:
     st.caption("Only mailboxes with a secret the configured keys cannot open.")
@@ -118,7 +120,7 @@ checks.show_results(show_probe)
 
 # The frame holds display columns only: a hidden column would still reach the browser.
 st.dataframe(
-    table.mailbox_frame(rows),
+    table.mailbox_frame(rows, runtime.monitor().now()),
     key=bulk.TABLE_KEY,
     on_select="rerun",
     selection_mode="multi-row",

@@ -19,8 +19,10 @@ from mailbox_core.presets import oauth_server, suggest
 from mailbox_core.probe import ProbeResult
 from mailbox_core.schemas import (
     ADVANCED_FIELDS,
+    BACKLOG_SUGGESTION,
     DEFAULT_CHECK_INTERVAL,
     LABELS,
+    MAX_BACKLOG_MINUTES,
     MAX_CHECK_INTERVAL,
     SECRET_FIELDS,
     SETTING_FIELDS,
@@ -52,6 +54,8 @@ DEFAULTS: dict[str, Any] = {
     "allow_plaintext_password": False,
     "check_interval": DEFAULT_CHECK_INTERVAL,
     "client_secret_expires": None,  # seeded, so st.date_input starts empty, not today
+    "quota_warnings": "80, 90, 95",
+    "backlog_minutes": None,  # seeded, so st.number_input starts empty (off), not at 1
 }
 MFA_HELP = (
     "Uses Microsoft's resource-owner password grant with Account and Password. Microsoft "
@@ -135,6 +139,8 @@ def form_values(mailbox: MailboxPublic) -> dict[str, Any]:
         value = plain(getattr(mailbox, field))
         if field == "client_secret_expires":  # st.date_input takes a date, not ISO text
             value = mailbox.client_secret_expires
+        if field == "quota_warnings":  # stored "80,90,95"; people read "80, 90, 95"
+            value = ", ".join(mailbox.quota_warnings.split(","))
         if isinstance(value, bool) and field not in ADVANCED_FIELDS:
             value = "Yes" if value else "No"
         values[field] = value if value is not None else DEFAULTS.get(field, "")
@@ -427,9 +433,38 @@ def render(prefix: str) -> None:
                 help="When the app's client secret stops working (Entra ID: at most 24 "
                 "months): warned 30 and 7 days ahead.",
             )
+        _vital_thresholds(prefix, values)
         for field in ADVANCED_FIELDS:
             if field in errors:
                 st.error(f"{LABELS[field]}: {errors[field]}", icon=":material/error:")
+
+
+def _vital_thresholds(prefix: str, values: dict[str, Any]) -> None:
+    """Quota warnings and the backlog threshold (issue 15), with a suggested backlog value."""
+    st.text_input(
+        LABELS["quota_warnings"],
+        key=key(prefix, "quota_warnings"),
+        help="One alert when the mailbox's quota passes each of these percentages (the "
+        "highest one crossed), and one when it is back under them. Empty: no quota alerts. "
+        "POP3 and servers without the QUOTA extension show the quota as unknown.",
+    )
+    interval = values.get("check_interval") or DEFAULT_CHECK_INTERVAL
+    suggested = min(int(interval) * BACKLOG_SUGGESTION, MAX_BACKLOG_MINUTES)
+    st.number_input(
+        LABELS["backlog_minutes"],
+        value=None,  # empty is off; seeded through session state (DEFAULTS), never both
+        min_value=1,
+        max_value=MAX_BACKLOG_MINUTES,
+        step=1,
+        placeholder=f"off (suggested: {suggested})",
+        key=key(prefix, "backlog_minutes"),
+        help="Alert when the oldest unseen message has waited this long: the helpdesk has "
+        "stopped reading this mailbox. Empty: no backlog alert.",
+    )
+    st.caption(
+        f"Suggested backlog alert: {suggested} minutes ({BACKLOG_SUGGESTION}× the check "
+        "interval), so one late poll does not alert."
+    )
 
 
 def _offer_suggestion(prefix: str, values: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from mailbox_core.listing import (
     MailboxQuery,
     OAuthFilter,
     SortKey,
+    VitalFilter,
 )
 from mailbox_core.schemas import MailboxType, Status
 
@@ -84,6 +85,16 @@ FILTERS = {
             "OK": HealthFilter.OK,
             "Failing": HealthFilter.FAILING,
             "Not checked": HealthFilter.NOT_CHECKED,
+        },
+    ),
+    "vital": _Filter(
+        "signs",
+        "Signs",
+        {
+            "Near full": VitalFilter.NEAR_FULL,
+            "Backlog": VitalFilter.BACKLOG,
+            "Sign-in rules changed": VitalFilter.RULES_CHANGED,
+            "No password sign-in": VitalFilter.NO_PASSWORD,
         },
     ),
 }

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -15,9 +14,11 @@ from mailbox_core.access import Actor, Permission
 from mailbox_core.checks import MailboxChecker
 from mailbox_core.errors import MailboxCoreError
 from mailbox_core.monitoring import Monitor, MonitorStatus
+from mailbox_core.monitoring.history import VitalPoint
+from mailbox_core.monitoring.status import VitalSigns
 from ui.results import show_probe
+from ui.table import short_age
 
-F = TypeVar("F", bound=Callable[..., Any])
 PREFIX = "monitoring"
 
 
@@ -31,26 +32,6 @@ def banner(monitor: Monitor) -> bool:
     if beat.stale:
         st.warning(beat.message, icon=":material/schedule:")
     return beat.stale
-
-
-def refreshing(seconds: float = 30) -> Callable[[F], F]:
-    """A fragment that reruns itself, so a wall dashboard shows what the checker found."""
-    return st.fragment(run_every=timedelta(seconds=seconds))
-
-
-def badges(status: MonitorStatus, now: datetime) -> str:
-    """The list's Monitoring column: "Paused (…)", expiry warnings, snooze; "" if none."""
-    shown = []
-    if status.paused(now):
-        shown.append(f"Paused ({(status.pause_reason or 'sign-in refused')[:80]})")
-    shown += [n for n in status.notes(now) if not n.startswith("paused")]
-    return " · ".join(shown)
-
-
-def list_badges(monitor: Monitor) -> dict[int, str]:
-    """Mailbox ID → its badges, for a column of the Mailboxes table."""
-    now = monitor.now()
-    return {s.mailbox_id: badges(s, now) for s in monitor.statuses()}
 
 
 def failing_chart(monitor: Monitor, hours: float = 24) -> None:
@@ -117,6 +98,96 @@ def history(monitor: Monitor, mailbox_id: int, days: float = 7) -> None:
         }
     )
     st.scatter_chart(frame, x="When", y="Latency (ms)", color="Result", height=220)
+
+
+def vital_signs(monitor: Monitor, mailbox_id: int, actor: Actor, days: float = 7) -> None:
+    """Quota, backlog and the sign-in offer: latest values, events, charts over time."""
+    st.subheader("Vital signs")
+    status = monitor.status_of(mailbox_id)
+    vitals, now = status.vitals, monitor.now()
+    if vitals is None or vitals.read_at is None:
+        st.caption("Not read yet: the first check that signs in reads them.")
+        return
+    _vital_metrics(vitals, now)
+    _vital_events(monitor, vitals, mailbox_id, actor)
+    _vital_charts(monitor.vital_points(mailbox_id, days))
+
+
+def _vital_metrics(vitals: VitalSigns, now: datetime) -> None:
+    quota, unseen, oldest = st.columns(3)
+    quota.metric(
+        "Quota",
+        "unknown" if vitals.quota_ratio is None else f"{int(vitals.quota_ratio * 100)} %",
+        help="POP3 and servers without the QUOTA extension do not say: unknown, not OK.",
+    )
+    unseen.metric("Unseen", "unknown" if vitals.unseen is None else f"{vitals.unseen:,}")
+    age = vitals.backlog_age(now)
+    waited = "unknown" if vitals.unseen is None else "—" if age is None else short_age(age)
+    oldest.metric("Oldest unseen waits", waited)
+    warnings = ", ".join(str(t) for t in vitals.quota_warnings) or "none"
+    backlog = f"{vitals.backlog_minutes} min" if vitals.backlog_minutes else "off"
+    st.caption(
+        f"Read {vitals.read_at:%Y-%m-%d %H:%M} UTC · quota warnings at {warnings} % · backlog "
+        f"alert {backlog} (set under Advanced)."
+    )
+
+
+def _vital_events(monitor: Monitor, vitals: VitalSigns, mailbox_id: int, actor: Actor) -> None:
+    if vitals.quota_level is not None:
+        st.warning(
+            f"Near full: past the {vitals.quota_level} % warning.", icon=":material/storage:"
+        )
+    if vitals.backlog_over:
+        st.warning(
+            "Backlog: the oldest unseen message waits longer than the threshold; the helpdesk "
+            "may have stopped reading this mailbox.",
+            icon=":material/hourglass_bottom:",
+        )
+    if vitals.password_gone:
+        st.error(
+            "This server no longer accepts password sign-in: switch the mailbox to OAuth or an "
+            "app password.",
+            icon=":material/password:",
+        )
+    if vitals.offer_changed_at is not None:
+        st.warning(
+            f"**Sign-in rules changed** {vitals.offer_changed_at:%Y-%m-%d %H:%M} UTC: "
+            f"{vitals.offer_before} → {vitals.offer}. The badge stays until someone "
+            "acknowledges it or a later check signs in under the new rules.",
+            icon=":material/policy:",
+        )
+        if actor.can(Permission.EDIT):
+            st.button(
+                "Acknowledge",
+                key=key("acknowledge", mailbox_id),
+                on_click=_attempt,
+                args=(mailbox_id, lambda: monitor.acknowledge_offer(mailbox_id, actor=actor)),
+            )
+    elif vitals.offer:
+        st.caption(f"Sign-in offered: {vitals.offer}")
+    if vitals.outage_arrived is not None and vitals.outage_from and vitals.outage_until:
+        noun = "message" if vitals.outage_arrived == 1 else "messages"
+        st.info(
+            f"{vitals.outage_arrived:,} {noun} arrived while the mailbox was failing "
+            f"({vitals.outage_from:%Y-%m-%d %H:%M} – {vitals.outage_until:%Y-%m-%d %H:%M} UTC).",
+            icon=":material/move_to_inbox:",
+        )
+
+
+def _vital_charts(points: list[VitalPoint]) -> None:
+    quota = [(p.at, p.quota_ratio * 100) for p in points if p.quota_ratio is not None]
+    backlog = [(p.at, p.unseen, p.oldest_unseen_minutes) for p in points if p.unseen is not None]
+    if not quota and not backlog:
+        st.caption("No quota or backlog recorded yet: the server does not report them (unknown).")
+        return
+    if quota:
+        st.caption("Quota used (%) over time")
+        frame = pd.DataFrame(quota, columns=["When", "Quota used (%)"]).set_index("When")
+        st.line_chart(frame, height=180)
+    if backlog:
+        st.caption("Backlog over time: unseen messages and how long the oldest waits")
+        frame = pd.DataFrame(backlog, columns=["When", "Unseen", "Oldest unseen (min)"])
+        st.line_chart(frame.set_index("When"), height=180)
 
 
 def alerts(monitor: Monitor, mailbox_id: int, actor: Actor) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -12,7 +13,7 @@ from mailbox_core.schemas import LABELS, AuditPublic
 
 #: The Mailboxes table: the row's identity and health first, then its settings.
 COLUMNS = (
-    "ID", "Name", "State", "Last check", "Last error", "Messages", "Mailbox Type", "Host",
+    "ID", "Name", "State", "Signs", "Last check", "Last error", "Messages", "Mailbox Type", "Host",
     "Port", "Account", "Status", "OAuth", "Failing since", "SSL Enabled", "STARTTLS",
     "Certificate", "Comments",
 )  # fmt: skip
@@ -26,16 +27,47 @@ STATE_COLORS = {
 EMPTY = "—"
 
 
-def mailbox_frame(rows: list[ListRow]) -> pd.DataFrame:
+def mailbox_frame(rows: list[ListRow], now: datetime | None = None) -> pd.DataFrame:
     """One page of the list as the table's columns; nothing secret can reach it."""
-    frame = pd.DataFrame.from_records([_record(row) for row in rows], columns=list(COLUMNS))
+    moment = now or datetime.now(UTC)
+    records = [_record(row, moment) for row in rows]
+    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     for column in ("Last check", "Failing since"):
         frame[column] = pd.to_datetime(frame[column], utc=True)  # SQLite returns naive UTC
     frame["Messages"] = frame["Messages"].astype("Int64")
     return frame
 
 
-def _record(row: ListRow) -> tuple[Any, ...]:
+def signs(row: ListRow, now: datetime) -> list[str]:
+    """The badges beside the state: "Paused", "Near full 92 %", "Backlog 3 h", …"""
+    found = []
+    if row.paused_until is not None and _aware(row.paused_until) > now:
+        found.append("Paused")
+    if row.quota_level is not None and row.quota_ratio is not None:
+        found.append(f"Near full {int(row.quota_ratio * 100)} %")
+    if row.backlog_over and row.oldest_unseen_at is not None:
+        found.append(f"Backlog {short_age(now - _aware(row.oldest_unseen_at))}")
+    if row.offer_changed_at is not None:
+        found.append("Sign-in rules changed")
+    if row.signin_lost:
+        found.append("No password sign-in")
+    return found
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite: naive UTC
+
+
+def short_age(age: timedelta) -> str:
+    """An age for a badge: "40 min", "3 h", "2 d"."""
+    minutes = max(0, int(age.total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours = minutes // 60
+    return f"{hours} h" if hours < 48 else f"{hours // 24} d"
+
+
+def _record(row: ListRow, now: datetime) -> tuple[Any, ...]:
     error = ""
     if row.last_ok is False:
         error = f"{row.last_failed_step or 'Check'}: {row.last_message}"
@@ -43,6 +75,7 @@ def _record(row: ListRow) -> tuple[Any, ...]:
         row.id,
         row.name,
         [row.state.value],
+        signs(row, now),
         row.last_check_at,
         error,
         row.last_message_count,
@@ -72,6 +105,15 @@ def mailbox_columns() -> dict[str, Any]:
             color=[STATE_COLORS[s] for s in State],
             help="OK or Failing: the last connection test; Inactive: Status is Not Active.",
             width="small",
+        ),
+        "Signs": column.ListColumn(
+            "Signs",
+            help="Paused (the scheduler stopped checking after a refused sign-in; the Edit "
+            "page says until when). Vital signs: Near full (past a quota warning), Backlog "
+            "(the oldest unseen message waits longer than its threshold), Sign-in rules "
+            "changed, No password sign-in. A quota or backlog the server does not report "
+            "shows nothing: unknown.",
+            width="medium",
         ),
         "Last check": column.DatetimeColumn(
             "Last check", format="distance", help="When the last connection test ran."

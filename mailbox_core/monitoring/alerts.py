@@ -130,6 +130,75 @@ def issuer_changed(who: Who, where: str, old: str, new: str) -> Text:
     return Text(f"Certificate of {where} changed issuer", _with_link(lines, who), "TLS")
 
 
+def quota(who: Who, check: MailboxCheck, threshold: int) -> Text:
+    ratio = check.quota_ratio or 0.0
+    usage = [
+        f"{what} {_number(used)} of {_number(limit)}{unit}"
+        for what, used, limit, unit in (
+            ("storage", check.quota_storage_used, check.quota_storage_limit, " KiB"),
+            ("messages", check.quota_messages_used, check.quota_messages_limit, ""),
+        )
+        if used is not None and limit
+    ]
+    hint = (
+        "Delete or archive old mail, or ask the provider for a larger quota: a full mailbox "
+        "bounces or silently drops new mail."
+    )
+    lines = [
+        f"Mailbox {who.title} is {percent(ratio)} full ({'; '.join(usage) or 'quota'}), "
+        f"past its {threshold} % warning.",
+        f"What to do: {hint}",
+    ]
+    return Text(
+        f"Mailbox {who.title} is near full: {percent(ratio)}", _with_link(lines, who), None, hint
+    )
+
+
+def quota_normal(who: Who, ratio: float) -> Text:
+    lines = [f"Mailbox {who.title} is back under its quota warnings: {percent(ratio)} used."]
+    return Text(f"Mailbox {who.title} quota back to normal", _with_link(lines, who))
+
+
+def backlog(who: Who, age: timedelta, unseen: int, minutes: int) -> Text:
+    hint = (
+        "The helpdesk may have stopped fetching this mailbox: check that its poller runs "
+        "and signs in."
+    )
+    lines = [
+        f"The oldest of {unseen:,} unseen message{'s' if unseen != 1 else ''} in mailbox "
+        f"{who.title} has waited {duration(age)}, longer than the "
+        f"{duration(timedelta(minutes=minutes))} threshold.",
+        f"What to do: {hint}",
+    ]
+    return Text(f"Mailbox {who.title} backlog: {duration(age)}", _with_link(lines, who), None, hint)
+
+
+def backlog_normal(who: Who, unseen: int) -> Text:
+    lines = [f"Mailbox {who.title} is read again: {unseen:,} unseen, none past the threshold."]
+    return Text(f"Mailbox {who.title} backlog back to normal", _with_link(lines, who))
+
+
+def signin_rules(who: Who, where: str, old: str, new: str, password_lost: bool) -> Text:
+    lines = [f"{where} (mailbox {who.title}) changed what it offers for signing in: {old} → {new}."]
+    hint = ""
+    if password_lost:
+        hint = (
+            "This server no longer accepts password sign-in: switch the mailbox to OAuth or "
+            "an app password."
+        )
+        lines.append(f"What to do: {hint}")
+    return Text(f"Sign-in rules of {where} changed", _with_link(lines, who), "Sign-in", hint)
+
+
+def percent(ratio: float) -> str:
+    """A quota ratio as people read it: "92 %" (never rounded up to a threshold)."""
+    return f"{int(ratio * 100)} %"
+
+
+def _number(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
 def duration(delta: timedelta) -> str:
     """A span as people say it: "45 s", "12 min", "3 h 5 min", "2 d 4 h"."""
     seconds = max(0, int(delta.total_seconds()))

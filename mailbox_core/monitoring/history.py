@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Integer, case, func, select
 from sqlmodel import Session
@@ -52,6 +53,42 @@ def points(session: Session, *, mailbox_id: int, since: datetime, limit: int = 5
     )
     rows = session.connection().execute(query).all()
     return [Point(aware(r[0]), bool(r[1]), float(r[2])) for r in reversed(rows)]
+
+
+@dataclass(frozen=True)
+class VitalPoint:
+    """One passed check's vital signs (None: not known): the quota and backlog charts."""
+
+    at: datetime
+    quota_ratio: float | None
+    messages: int | None
+    unseen: int | None
+    oldest_unseen_minutes: float | None
+
+
+def vital_points(
+    session: Session, *, mailbox_id: int, since: datetime, limit: int = 5000
+) -> list[VitalPoint]:
+    """A mailbox's vital signs since ``since``, oldest first (passed checks only)."""
+    c = CHECK.c
+    query = (
+        select(c.started_at, c.quota_ratio, c.message_count, c.unseen, c.oldest_unseen_at)
+        .where(c.mailbox_id == mailbox_id, c.started_at >= since, c.ok)
+        .order_by(c.started_at.desc())
+        .limit(limit)
+    )
+    rows = session.connection().execute(query).all()
+    return [_vital_point(*row) for row in reversed(rows)]
+
+
+def _vital_point(
+    at: datetime, ratio: float | None, messages: int | None, unseen: int | None, oldest: Any
+) -> VitalPoint:
+    moment = aware(at)
+    waited = None
+    if oldest is not None and unseen:
+        waited = max(0.0, (moment - aware(oldest)).total_seconds() / 60)
+    return VitalPoint(moment, ratio, messages, unseen, waited)
 
 
 def failing_over_time(session: Session, *, since: datetime) -> list[tuple[datetime, int]]:

@@ -47,6 +47,7 @@ class _Database(Collector):
             "Mailboxes whose scheduled sign-ins are paused after a refused sign-in",
             value=paused,
         )
+        yield from _vital_gauges(self.monitor)
         beat = self.monitor.heartbeat()
         last = beat.last_sweep_at.timestamp() if beat.last_sweep_at else 0.0
         yield GaugeMetricFamily(
@@ -59,6 +60,32 @@ class _Database(Collector):
             "1 when no scheduled sweep has run for three ticks",
             value=1.0 if beat.stale else 0.0,
         )
+
+
+def _vital_gauges(monitor: Monitor) -> Iterator[Metric]:
+    """Quota ratio and oldest-unseen age per mailbox (one label: its ID), where known."""
+    now = monitor.now()
+    quota = GaugeMetricFamily(
+        "mailbox_quota_ratio",
+        "Share of the fullest quota resource in use, 0-1 (absent: unknown)",
+        labels=["mailbox_id"],
+    )
+    oldest = GaugeMetricFamily(
+        "mailbox_oldest_unseen_age_seconds",
+        "How long the oldest unseen message has waited (0: none unseen; absent: unknown)",
+        labels=["mailbox_id"],
+    )
+    for status in monitor.statuses():
+        vitals = status.vitals
+        if vitals is None or vitals.read_at is None:
+            continue
+        if vitals.quota_ratio is not None:
+            quota.add_metric([str(status.mailbox_id)], vitals.quota_ratio)
+        if vitals.unseen is not None:
+            age = vitals.backlog_age(now)
+            oldest.add_metric([str(status.mailbox_id)], age.total_seconds() if age else 0.0)
+    yield quota
+    yield oldest
 
 
 class Metrics:

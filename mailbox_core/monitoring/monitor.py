@@ -126,6 +126,15 @@ class Monitor:
                     facts[k] = (ok, None if p is None else rules.aware(p))
         return facts
 
+    def failing_since(self, ids: Sequence[int]) -> dict[int, datetime]:
+        """When each failing mailbox started failing: a check then counts the arrivals."""
+        found: dict[int, datetime] = {}
+        with Session(self.engine) as session:
+            for part in _parts(ids):
+                for k, since in schedule.failing_since(session, ids=part).items():
+                    found[k] = rules.aware(since)
+        return found
+
     # -- a person's choices
 
     def snooze(self, mailbox_id: int, until: datetime | None, *, actor: Actor) -> None:
@@ -154,6 +163,12 @@ class Monitor:
         self._choose(
             mailbox_id, values, "maintenance", {"maintenance_window": [None, shown]}, actor
         )
+
+    def acknowledge_offer(self, mailbox_id: int, *, actor: Actor) -> None:
+        """Clear "Sign-in rules changed": someone looked at the new offer; audited."""
+        actor.require(Permission.EDIT)
+        change = {"sign_in_rules": ["changed", "acknowledged"]}
+        self._choose(mailbox_id, {"offer_changed_at": None}, "acknowledged", change, actor)
 
     def _choose(
         self,
@@ -256,6 +271,12 @@ class Monitor:
         since = self.now() - timedelta(days=days)
         with Session(self.engine) as session:
             return history.points(session, mailbox_id=mailbox_id, since=since)
+
+    def vital_points(self, mailbox_id: int, days: float = 7) -> list[history.VitalPoint]:
+        """Quota and backlog over time (passed checks of the last ``days``)."""
+        since = self.now() - timedelta(days=days)
+        with Session(self.engine) as session:
+            return history.vital_points(session, mailbox_id=mailbox_id, since=since)
 
     def failing_over_time(self, hours: float = 24) -> list[tuple[datetime, int]]:
         since = self.now() - timedelta(hours=hours)

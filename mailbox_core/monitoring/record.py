@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -23,7 +23,7 @@ from mailbox_core.config import MonitorSettings
 from mailbox_core.models import MailboxCheck
 from mailbox_core.monitoring import alerts, rules
 from mailbox_core.monitoring.store import ALERT, HEALTH, MAILBOX, MONITOR, dialect, insert
-from mailbox_core.probe import Certificate
+from mailbox_core.probe import Certificate, Offer
 
 
 class Origin(StrEnum):
@@ -43,6 +43,8 @@ class CheckRecord:
     owner: str | None = None  # the lease it ran under
     hint: str = ""
     certificate: Certificate | None = None
+    offer: Offer | None = None  # what the server offered for signing in (the check's own)
+    since: datetime | None = None  # arrivals were counted from then (after an outage)
 
 
 _COLUMNS = [c.name for c in MONITOR.columns]
@@ -138,6 +140,7 @@ class _Decision:
             state["lease_owner"] = state["lease_until"] = None
         if record.certificate is not None:
             self._certificate(record.certificate)
+        self._vitals(record)
 
     def decide_alerts(self) -> None:
         health, state, latest = self.health, self.state, self.latest
@@ -175,6 +178,83 @@ class _Decision:
             return False
         window = rules.parse_window(f"{start}-{end}", self.state["window_tz"] or "UTC")
         return window.contains(self.now)
+
+    def _vitals(self, record: CheckRecord) -> None:
+        """Vital signs: the latest values, one alert per threshold crossed, the offer.
+
+        A failed check read nothing, so what is known stays; a late check older than the
+        values already kept changes nothing either.
+        """
+        check, state = record.check, self.state
+        at = _aware(check.started_at)
+        if check.offer is not None:
+            self._offer(check.offer, record.offer, at, check.ok)
+        if record.since is not None and check.arrived_since is not None:
+            state.update(
+                outage_arrived=check.arrived_since, outage_from=record.since, outage_until=at
+            )
+        kept = _maybe_aware(state["vitals_at"])
+        if not check.ok or (kept is not None and kept > at):
+            return
+        state.update(
+            vitals_at=at,
+            quota_ratio=check.quota_ratio,
+            unseen=check.unseen,
+            oldest_unseen_at=check.oldest_unseen_at,
+        )
+        self._quota(check)
+        self._backlog(check, at)
+
+    def _quota(self, check: MailboxCheck) -> None:
+        state = self.state
+        thresholds = rules.parse_thresholds(self.mailbox["quota_warnings"])
+        level = rules.quota_level(check.quota_ratio, thresholds)
+        state["quota_level"] = level
+        if check.quota_ratio is None:
+            return  # unknown is not "back to normal"
+        alerted, kind = rules.quota_step(state["quota_alerted"], level, quiet=self.quiet)
+        state["quota_alerted"] = alerted
+        if kind is rules.AlertKind.QUOTA:
+            assert level is not None
+            self._raise(kind, alerts.quota(self._who(), check, level))
+        elif kind is rules.AlertKind.QUOTA_NORMAL:
+            self._raise(kind, alerts.quota_normal(self._who(), check.quota_ratio))
+
+    def _backlog(self, check: MailboxCheck, at: datetime) -> None:
+        if check.unseen is None:
+            return  # not known (POP3): neither over nor normal
+        state, minutes = self.state, self.mailbox["backlog_minutes"]
+        age = rules.backlog_age(check.oldest_unseen_at, check.unseen, at)
+        over = minutes is not None and age is not None and age >= timedelta(minutes=minutes)
+        state["backlog_over"] = over
+        alerted, kind = rules.backlog_step(bool(state["backlog_alerted"]), over, quiet=self.quiet)
+        state["backlog_alerted"] = alerted
+        if kind is rules.AlertKind.BACKLOG:
+            assert age is not None and minutes is not None
+            self._raise(kind, alerts.backlog(self._who(), age, check.unseen, minutes))
+        elif kind is rules.AlertKind.BACKLOG_NORMAL:
+            self._raise(kind, alerts.backlog_normal(self._who(), check.unseen))
+
+    def _offer(self, summary: str, offer: Offer | None, at: datetime, ok: bool) -> None:
+        """A changed offer is an event (sent, or recorded while quiet); the badge stays
+        until someone acknowledges it or a later check signs in under the new rules."""
+        state, old = self.state, self.state["offer"]
+        if offer is not None:
+            state["password_offered"] = offer.password
+        changed_at = _maybe_aware(state["offer_changed_at"])
+        if old is not None and old != summary:
+            state.update(offer_before=old, offer_changed_at=at)
+            lost = rules.signs_in_with_password(
+                bool(self.mailbox["oauth_enabled"]), self.mailbox["oauth_provider"]
+            ) and (offer is not None and not offer.password)
+            self._raise(
+                rules.AlertKind.SIGNIN_RULES,
+                alerts.signin_rules(self._who(), self._where(), old, summary, lost),
+                status="recorded" if self.quiet else "pending",
+            )
+        elif ok and changed_at is not None and at > changed_at:
+            state["offer_changed_at"] = None
+        state["offer"] = summary
 
     def _certificate(self, cert: Certificate) -> None:
         state = self.state

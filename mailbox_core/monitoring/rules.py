@@ -44,7 +44,10 @@ class Fault(StrEnum):
 
 
 #: What the mail server's refusal looks like; and the identity provider's, in the detail.
-_REFUSED = {Problem.PASSWORD_REFUSED.value, Problem.TOKEN_REFUSED.value}
+#: A server that no longer offers password sign-in (issue 15) pauses too: the account's
+#: settings must change before a check can pass.
+PASSWORD_NOT_OFFERED = Problem.PASSWORD_NOT_OFFERED.value
+_REFUSED = {Problem.PASSWORD_REFUSED.value, Problem.TOKEN_REFUSED.value, PASSWORD_NOT_OFFERED}
 _GRANT_REFUSED = (
     "invalid_grant",
     "invalid_client",
@@ -119,6 +122,11 @@ class AlertKind(StrEnum):
     SECRET_EXPIRY = "secret expiry"
     CERT_EXPIRY = "certificate expiry"
     CERT_ISSUER = "certificate issuer"  # recorded, not sent: intermediates rotate often
+    QUOTA = "quota"  # past a quota warning threshold (the highest one crossed)
+    QUOTA_NORMAL = "quota normal"  # back under every quota threshold
+    BACKLOG = "backlog"  # the oldest unseen message is older than the threshold
+    BACKLOG_NORMAL = "backlog normal"
+    SIGNIN_RULES = "sign-in rules"  # the server's sign-in offer changed
 
 
 @dataclass(frozen=True)
@@ -176,6 +184,73 @@ def days_until(moment: datetime | date, now: datetime) -> float:
     if isinstance(moment, datetime):
         return (aware(moment) - now).total_seconds() / 86400
     return float((moment - now.astimezone(UTC).date()).days)
+
+
+# ---------------------------------------------------------------- vital signs (issue 15)
+
+#: Quota warnings by default, in percent of the fullest resource (settable per mailbox).
+QUOTA_THRESHOLDS = (80, 90, 95)
+
+
+def quota_level(ratio: float | None, thresholds: tuple[int, ...]) -> int | None:
+    """The highest threshold (percent) ``ratio`` reaches, or None (under all, or unknown)."""
+    if ratio is None:
+        return None
+    crossed = [t for t in thresholds if ratio * 100 >= t]
+    return max(crossed) if crossed else None
+
+
+def quota_step(
+    alerted: int | None, level: int | None, *, quiet: bool
+) -> tuple[int | None, AlertKind | None]:
+    """The quota alert after a check: one per threshold crossed upward, for the highest one
+    crossed (85 % → 96 % alerts 95 % once, not 90 % and 95 %), and one "back to normal"
+    when it falls under every threshold after an alert was sent.
+
+    Falling to a lower threshold alerts nothing but remembers it, so rising past the higher
+    one again alerts again. While ``quiet`` nothing new is sent; a threshold still crossed
+    afterwards is alerted by the next check. Returns (threshold alerted now, alert).
+    """
+    if level is None:
+        return None, AlertKind.QUOTA_NORMAL if alerted is not None else None
+    if alerted is not None and level <= alerted:
+        return level, None
+    if quiet:
+        return alerted, None
+    return level, AlertKind.QUOTA
+
+
+def backlog_age(
+    oldest_unseen_at: datetime | None, unseen: int | None, at: datetime
+) -> timedelta | None:
+    """How long the oldest unseen message has waited at ``at``; None: nothing waits, or unknown."""
+    if oldest_unseen_at is None or not unseen:
+        return None
+    return max(timedelta(0), at - aware(oldest_unseen_at))
+
+
+def backlog_step(alerted: bool, over: bool, *, quiet: bool) -> tuple[bool, AlertKind | None]:
+    """The backlog alert after a check: one when the threshold is passed, one "back to
+    normal" when it clears (after an alert was sent); nothing new while ``quiet``."""
+    if not over:
+        return False, AlertKind.BACKLOG_NORMAL if alerted else None
+    if alerted or quiet:
+        return alerted, None
+    return True, AlertKind.BACKLOG
+
+
+def signs_in_with_password(oauth_enabled: bool, oauth_provider: str | None) -> bool:
+    """Whether the mail server sees a password sign-in (not XOAUTH2 with a token)."""
+    return not (oauth_enabled and oauth_provider in OAUTH_PROVIDERS)
+
+
+#: Providers whose mailboxes sign in with an access token (checks.MailboxChecker._target).
+OAUTH_PROVIDERS = ("Gmail", "Office365")
+
+
+def parse_thresholds(text: str | None) -> tuple[int, ...]:
+    """Stored quota thresholds ("80,90,95") as numbers; "" is none (no quota warnings)."""
+    return tuple(sorted({int(p) for p in (text or "").split(",") if p.strip().isdigit()}))
 
 
 # ---------------------------------------------------------------- maintenance windows

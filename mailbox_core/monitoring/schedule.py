@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Select, exists, or_, select, update
 from sqlmodel import Session
 
-from mailbox_core.monitoring.store import MAILBOX, MONITOR, begin_write, dialect, insert
+from mailbox_core.monitoring.store import HEALTH, MAILBOX, MONITOR, begin_write, dialect, insert
 
 
 def _due(now: datetime, limit: int) -> Select[Any]:
@@ -130,3 +130,14 @@ def gate_facts(session: Session, *, ids: Sequence[int]) -> dict[int, tuple[bool,
     s = MONITOR.c
     query = select(s.mailbox_id, s.signin_ok, s.paused_until).where(s.mailbox_id.in_(list(ids)))
     return {row[0]: (bool(row[1]), row[2]) for row in session.connection().execute(query)}
+
+
+def failing_since(session: Session, *, ids: Sequence[int]) -> dict[int, datetime]:
+    """When each failing mailbox of ``ids`` started failing (the others are absent)."""
+    if not ids:
+        return {}
+    h = HEALTH.c
+    query = select(h.mailbox_id, h.failing_since).where(
+        h.mailbox_id.in_(list(ids)), h.failing_since.is_not(None)
+    )
+    return {row[0]: row[1] for row in session.connection().execute(query)}

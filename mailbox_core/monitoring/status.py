@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, func, select
@@ -42,6 +42,7 @@ class MonitorStatus:
     cert_not_after: datetime | None = None
     cert_issuer: str | None = None
     secret_expires: date | None = None
+    vitals: VitalSigns | None = None
 
     def paused(self, now: datetime) -> bool:
         return bool(self.pause_level and self.paused_until and self.paused_until > now)
@@ -84,6 +85,45 @@ class MonitorStatus:
         return found
 
 
+@dataclass(frozen=True)
+class VitalSigns:
+    """A mailbox's latest vital signs (issue 15); every None means "not known", never OK."""
+
+    mailbox_type: str
+    signs_in_with_password: bool
+    quota_warnings: tuple[int, ...]
+    backlog_minutes: int | None
+    read_at: datetime | None = None
+    quota_ratio: float | None = None
+    quota_level: int | None = None
+    unseen: int | None = None
+    oldest_unseen_at: datetime | None = None
+    backlog_over: bool = False
+    offer: str | None = None
+    offer_before: str | None = None
+    offer_changed_at: datetime | None = None
+    password_offered: bool | None = None
+    outage_arrived: int | None = None
+    outage_from: datetime | None = None
+    outage_until: datetime | None = None
+
+    @property
+    def quota_state(self) -> str:
+        """ "unknown" (POP3, no QUOTA, not read yet), "ok", or "near full"."""
+        if self.quota_ratio is None:
+            return "unknown"
+        return "ok" if self.quota_level is None else "near full"
+
+    def backlog_age(self, now: datetime) -> timedelta | None:
+        """How long the oldest unseen message has waited (None: none waits, or not known)."""
+        return rules.backlog_age(self.oldest_unseen_at, self.unseen, now)
+
+    @property
+    def password_gone(self) -> bool:
+        """The server stopped offering the password sign-in this mailbox uses."""
+        return self.signs_in_with_password and self.password_offered is False
+
+
 def _expiry(what: str, days: float) -> str:
     if days < 0:
         return f"{what} expired"
@@ -118,12 +158,25 @@ def _query() -> Select[Any]:
             s.alert_open,
             s.cert_not_after,
             s.cert_issuer,
+            m.mailbox_type,
+            m.quota_warnings,
+            m.backlog_minutes,
+            *(s[name] for name in _VITALS),
         )
         .select_from(
             MAILBOX.outerjoin(HEALTH, h.mailbox_id == m.id).outerjoin(MONITOR, s.mailbox_id == m.id)
         )
         .order_by(m.id)
     )
+
+
+#: The monitor's vital-sign columns, as VitalSigns names them (``read_at``: vitals_at).
+_VITALS = (
+    "vitals_at", "quota_ratio", "quota_level", "unseen", "oldest_unseen_at", "backlog_over",
+    "offer", "offer_before", "offer_changed_at", "password_offered", "outage_arrived",
+    "outage_from", "outage_until",
+)  # fmt: skip
+_VITAL_TIMES = {"vitals_at", "oldest_unseen_at", "offer_changed_at", "outage_from", "outage_until"}
 
 
 def statuses(session: Session, *, ids: Sequence[int] | None = None) -> list[MonitorStatus]:
@@ -195,4 +248,23 @@ def _status(row: dict[str, Any]) -> MonitorStatus:
         cert_not_after=at("cert_not_after"),
         cert_issuer=row["cert_issuer"],
         secret_expires=row["client_secret_expires"],
+        vitals=_vitals(row),
+    )
+
+
+def _vitals(row: dict[str, Any]) -> VitalSigns:
+    values: dict[str, Any] = {
+        name: (rules.aware(row[name]) if name in _VITAL_TIMES and row[name] else row[name])
+        for name in _VITALS
+    }
+    values["read_at"] = values.pop("vitals_at")
+    values["backlog_over"] = bool(values["backlog_over"])
+    return VitalSigns(
+        mailbox_type=row["mailbox_type"],
+        signs_in_with_password=rules.signs_in_with_password(
+            bool(row["oauth_enabled"]), row["oauth_provider"]
+        ),
+        quota_warnings=rules.parse_thresholds(row["quota_warnings"]),
+        backlog_minutes=row["backlog_minutes"],
+        **values,
     )

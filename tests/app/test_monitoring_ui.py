@@ -18,6 +18,7 @@ from tests.support.dovecot import free_port
 from tests.support.monitoring import plain_imap
 
 PAGE = str(Path(__file__).with_name("monitoring_page.py"))
+ENTRYPOINT = str(Path(__file__).parents[2] / "streamlit_app.py")
 
 
 def test_pause_retry_history_alerts_and_badges(data_dir: Path) -> None:
@@ -49,7 +50,14 @@ def test_pause_retry_history_alerts_and_badges(data_dir: Path) -> None:
     assert {m.label: m.value for m in at.metric}["Uptime 24 h"] == "0.0%"
     frames = [d.value for d in at.dataframe]
     assert list(frames[0]["Alert"]) == [f"Mailbox “Stale” (ID {mailbox.id}) is failing"]
-    assert frames[1]["Monitoring"][0].startswith("Paused (The server refused the password")
+
+    # The Mailboxes list shows the pause beside the state, and the failing chart.
+    listing = AppTest.from_file(ENTRYPOINT, default_timeout=30)
+    listing.run()
+    assert not listing.exception
+    table = listing.dataframe[0].value
+    assert list(table["Signs"][table["ID"] == mailbox.id].iloc[0]) == ["Paused"]
+    assert any(e.label == "Failing over the last 24 hours" for e in listing.expander)
 
     [retry] = [b for b in at.button if b.label == "Retry now"]
     retry.click()

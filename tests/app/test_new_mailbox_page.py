@@ -180,13 +180,15 @@ def test_dataframe_has_the_spec_columns_and_nothing_secret(app: AppTest) -> None
     fill(app, SIGN_IN_PATHS["office365_secret"])
     press_ok(app)
     frame = app.dataframe[0].value
-    # The row's identity and health first, then its settings (issue 8).
+    # The row's identity and health first (vital-sign badges beside the state, issue 15),
+    # then its settings (issue 8).
     assert list(frame.columns) == [
-        "ID", "Name", "State", "Last check", "Last error", "Messages", "Mailbox Type", "Host",
-        "Port", "Account", "Status", "OAuth", "Failing since", "SSL Enabled", "STARTTLS",
+        "ID", "Name", "State", "Signs", "Last check", "Last error", "Messages", "Mailbox Type",
+        "Host", "Port", "Account", "Status", "OAuth", "Failing since", "SSL Enabled", "STARTTLS",
         "Certificate", "Comments",
     ]  # fmt: skip
     assert frame.loc[0, "State"] == ["Not checked"]
+    assert list(frame.loc[0, "Signs"]) == []  # never checked: nothing known, no badge
     assert frame.loc[0, "OAuth"] == "Office365"
     assert not [c for c in frame.columns if "secret" in c.lower() or "password" in c.lower()]
     # Nor any value of a secret or its ciphertext, in any cell.
