@@ -20,6 +20,7 @@ from mailbox_core.db import describe, init_db, make_engine
 from mailbox_core.errors import ConfigurationError, MailboxCoreError, StorageError
 from mailbox_core.monitoring import Monitor
 from mailbox_core.oauth import TokenClient, operator_apps
+from mailbox_core.probe import default_resolver
 from mailbox_core.service import MailboxService
 
 
@@ -48,7 +49,14 @@ def open_services(settings: Settings, *, clock: Callable[[], datetime] | None = 
         engine.dispose()  # the app retries on every rerun: leave no pool behind
         raise
     monitor = Monitor(engine, settings.monitor, clock=clock)
-    mailboxes = MailboxService(engine, box, monitor, operator_apps=operator_apps(settings.checks))
+    mailboxes = MailboxService(
+        engine,
+        box,
+        monitor,
+        operator_apps=operator_apps(settings.checks),
+        resolver=default_resolver if settings.checks.twin_dns else None,
+        egress=settings.checks.egress,
+    )
     mailboxes.identify_keys()  # secrets stored before key IDs, once (the list counts by ID)
     tokens = TokenClient.from_settings(settings.checks)  # one token cache for both
     connect = ConnectService(engine, box, settings.connect, tokens)

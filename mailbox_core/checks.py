@@ -19,11 +19,12 @@ from mailbox_core.errors import (
     SecretDecryptionError,
     StoredSecretRefused,
 )
+from mailbox_core.grant import GrantWatch
 from mailbox_core.models import MailboxCheck
 from mailbox_core.monitoring import CheckRecord, Monitor, Origin
 from mailbox_core.monitoring.budget import Gate
 from mailbox_core.monitoring.rules import Fault, fault_of
-from mailbox_core.oauth import TokenClient, TokenRequest, operator_apps
+from mailbox_core.oauth import TokenClient, TokenError, TokenRequest, operator_apps
 from mailbox_core.probe import (
     Connector,
     ProbeResult,
@@ -34,6 +35,7 @@ from mailbox_core.probe import (
     default_connector,
     run_probe,
 )
+from mailbox_core.probe.diagnosis import Problem
 from mailbox_core.schemas import (
     LABELS,
     SECRET_FIELDS,
@@ -58,6 +60,8 @@ RECORD_BATCH, RECORD_EVERY = 100, 2.0
 Rotation = Callable[[str], None]
 #: Checks done, in all, and those still running, longest first: (mailbox, seconds running).
 Waiting = Callable[[int, int, list[tuple[MailboxPublic, float]]], None]
+#: A finished check in a worker: when it started, its result, its token facts.
+_Done = tuple[datetime, ProbeResult, GrantWatch]
 #: How often ``on_wait`` hears what is still running while nothing finishes.
 WAIT_TICK = 0.5
 
@@ -153,9 +157,10 @@ class MailboxChecker:
         [(mailbox, credentials)] = self.mailboxes.mailboxes_for_check([mailbox_id])
         since = self.monitor.failing_since([mailbox_id]).get(mailbox_id)
         started = self.monitor.now()
-        result = self._check(mailbox, credentials, since=since)
-        self._settle(mailbox, result, reserved=False)
-        record = _record(mailbox.id, started, result, Origin.EXPLICIT, since=since)
+        watch = GrantWatch()
+        result = self._check(mailbox, credentials, since=since, watch=watch)
+        self._settle(mailbox, result, watch, reserved=False)
+        record = _record(mailbox.id, started, result, Origin.EXPLICIT, since=since, grant=watch)
         self.mailboxes.record_checks([record])
         self._observe(result)
         self.monitor.dispatch()
@@ -281,8 +286,8 @@ class MailboxChecker:
         workers = max(1, self.settings.concurrency)
         flushed, more = time.monotonic(), True
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
-            running: dict[Future[tuple[datetime, ProbeResult]], MailboxPublic] = {}
-            since: dict[Future[tuple[datetime, ProbeResult]], float] = {}
+            running: dict[Future[_Done], MailboxPublic] = {}
+            since: dict[Future[_Done], float] = {}
             while True:
                 if more and len(running) <= workers * 3 // 4:
                     batch = feed(workers - len(running))
@@ -298,11 +303,13 @@ class MailboxChecker:
                 for future in finished:
                     mailbox = running.pop(future)
                     since.pop(future, None)
-                    started, result = future.result()
+                    started, result, watch = future.result()
                     results[mailbox.id] = result
                     if not result.skipped:
                         outage = outages.pop(mailbox.id, None)
-                        pending.append(_record(mailbox.id, started, result, origin, owner, outage))
+                        pending.append(
+                            _record(mailbox.id, started, result, origin, owner, outage, grant=watch)
+                        )
                     self._observe(result)
                     if progress:
                         done += 1
@@ -321,10 +328,11 @@ class MailboxChecker:
         credentials: Credentials | MailboxCoreError,
         gate: Gate,
         since: datetime | None = None,
-    ) -> tuple[datetime, ProbeResult]:
+    ) -> _Done:
         """One check in a worker thread, if the server's failed-sign-in budget allows it."""
         started = self.monitor.now()
         reserved = False
+        watch = GrantWatch()
 
         def admit(remaining: float) -> str:
             nonlocal reserved
@@ -332,16 +340,17 @@ class MailboxChecker:
             return why
 
         try:
-            result = self._check(mailbox, credentials, admit, since=since)
+            result = self._check(mailbox, credentials, admit, since=since, watch=watch)
         except BaseException:
             self.monitor.budget.settle(mailbox.host, mailbox.id, failed=False, reserved=reserved)
             raise
-        self._settle(mailbox, result, reserved=reserved)
-        return started, result
+        self._settle(mailbox, result, watch, reserved=reserved)
+        return started, result, watch
 
-    def _settle(self, mailbox: MailboxPublic, result: ProbeResult, *, reserved: bool) -> None:
-        failed = result.failed_step
-        fault = fault_of(result.ok, failed.problem if failed else None, result.summary)
+    def _settle(
+        self, mailbox: MailboxPublic, result: ProbeResult, watch: GrantWatch, *, reserved: bool
+    ) -> None:
+        fault = fault_of(result.ok, _problem(result, watch), result.summary)
         refused = fault is Fault.ACCOUNT
         self.monitor.budget.settle(mailbox.host, mailbox.id, failed=refused, reserved=reserved)
 
@@ -356,6 +365,7 @@ class MailboxChecker:
         admit: Callable[[float], str] | None = None,
         *,
         since: datetime | None = None,
+        watch: GrantWatch | None = None,
     ) -> ProbeResult:
         """``since``: the mailbox has been failing since then; a passing check counts what
         arrived meanwhile (``ProbeTarget.since``)."""
@@ -366,7 +376,7 @@ class MailboxChecker:
                 "The secrets of this mailbox cannot be read with the configured keys.",
             )
         rotation = self._stored_rotation(mailbox.id, credentials)
-        target = replace(self._target(mailbox, credentials, rotation), since=since)
+        target = replace(self._target(mailbox, credentials, rotation, watch), since=since)
         return self._probe(target, admit)
 
     def _probe(
@@ -404,6 +414,7 @@ class MailboxChecker:
         mailbox: MailboxCreate | MailboxPublic,
         credentials: Credentials,
         rotation: Rotation | None,
+        watch: GrantWatch | None = None,
     ) -> ProbeTarget:
         token_source = None
         label = ""
@@ -420,7 +431,7 @@ class MailboxChecker:
                 password=credentials.password,
                 mailbox_type=mailbox.mailbox_type,
             )
-            token_source = self._token_source(request, rotation)
+            token_source = self._token_source(request, rotation, watch)
             label = f"{provider.value} XOAUTH2"
         return ProbeTarget(
             mailbox_type=mailbox.mailbox_type,
@@ -437,9 +448,19 @@ class MailboxChecker:
             vitals=self.settings.vitals,
         )
 
-    def _token_source(self, request: TokenRequest, rotation: Rotation | None) -> Callable[[], str]:
+    def _token_source(
+        self, request: TokenRequest, rotation: Rotation | None, watch: GrantWatch | None = None
+    ) -> Callable[[], str]:
         def fetch() -> str:
-            return self.tokens.access_token(request, on_new_refresh_token=rotation)
+            used = watch.used if watch is not None else None
+            try:
+                return self.tokens.access_token(
+                    request, on_new_refresh_token=rotation, on_used=used
+                )
+            except TokenError as exc:
+                if watch is not None:
+                    watch.failed(exc)
+                raise
 
         return fetch
 
@@ -451,9 +472,19 @@ def _secret_for(field: str, edit: MailboxUpdate, stored: Credentials) -> str | N
     return _plain(getattr(edit, field))
 
 
+def _problem(result: ProbeResult, watch: GrantWatch | None) -> str | None:
+    """The failure's code; a token failure's is its class (oauth.GrantProblem) when known."""
+    failed = result.failed_step
+    if failed is None:
+        return None
+    if failed.problem == Problem.NO_TOKEN.value and watch is not None and watch.problem:
+        return watch.problem.value
+    return failed.problem or None
+
+
 def _longest_first(
-    running: dict[Future[tuple[datetime, ProbeResult]], MailboxPublic],
-    since: dict[Future[tuple[datetime, ProbeResult]], float],
+    running: dict[Future[_Done], MailboxPublic],
+    since: dict[Future[_Done], float],
 ) -> list[tuple[MailboxPublic, float]]:
     """The checks still running, longest first, with the seconds each has run."""
     now = time.monotonic()
@@ -484,6 +515,8 @@ def _record(
     origin: Origin,
     owner: str | None = None,
     since: datetime | None = None,
+    *,
+    grant: GrantWatch | None = None,
 ) -> CheckRecord:
     failed = result.failed_step
     check = MailboxCheck(
@@ -494,7 +527,7 @@ def _record(
         message=result.summary[:500],
         latency_ms=round(result.elapsed_ms, 1),
         message_count=_message_count(result),
-        problem=(failed.problem or None) if failed else None,
+        problem=_problem(result, grant),
         offer=result.offer.summary()[:300] if result.offer else None,
         **_vital_columns(result.vitals),
     )
@@ -506,6 +539,7 @@ def _record(
         certificate=result.certificate,
         offer=result.offer,
         since=since,
+        grant=grant.facts() if grant is not None else None,
     )
 
 

@@ -201,6 +201,7 @@ def _health(args: argparse.Namespace, out: TextIO) -> int:
     now, beat = monitor.now(), monitor.heartbeat()
     rows = [_health_row(s, now) for s in monitor.statuses()]
     if args.json:
+        _add_grants(rows, monitor.grants())
         last = beat.last_sweep_at.isoformat() if beat.last_sweep_at else None
         heartbeat = {"last_sweep_at": last, "expected": beat.expected, "stale": beat.stale}
         out.write(json.dumps({"heartbeat": heartbeat, "mailboxes": rows}, indent=2) + "\n")
@@ -275,6 +276,13 @@ def _vitals_row(vitals: Any, now: Any) -> dict[str, Any] | None:
             "until": iso(vitals.outage_until),
         },
     }
+
+
+def _add_grants(rows: list[dict[str, Any]], found: dict[int, Any]) -> None:
+    """`health --json`: an OAuth mailbox's grant health (issue 15); null for the others."""
+    for row in rows:
+        grant = found.get(row["id"])
+        row["grant"] = grant.as_json() if grant is not None else None
 
 
 def _health_table(rows: list[dict[str, Any]]) -> str:

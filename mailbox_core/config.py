@@ -64,6 +64,11 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "([auth]) is configured, off in local mode",
     ),
     "MAILBOX_EGRESS_ALLOW": ("", "comma-separated networks (CIDR) allowed in every mode"),
+    "MAILBOX_TWIN_DNS": (
+        "on",
+        "look Host up when a mailbox is saved, so two names of one server count as the same "
+        "mailbox (on or off; off: host names are compared)",
+    ),
     "MAILBOX_ADMINS": ("", "comma-separated emails or @domains given the admin role"),
     "MAILBOX_EDITORS": ("", "comma-separated emails or @domains given the editor role"),
     "MAILBOX_VIEWERS": ("", "comma-separated emails or @domains given the viewer role"),
@@ -149,6 +154,8 @@ class CheckSettings:
     microsoft_app: OAuthApp = NO_APP
     #: Read vital signs (quota, backlog) on each check; False: the bare connection test.
     vitals: bool = True
+    #: Look Host up on save for "same mailbox twice" (mailbox_core/twins.py).
+    twin_dns: bool = True
 
 
 #: Where the provider sends the browser back: the page pages/connect_callback.py.
@@ -285,6 +292,7 @@ def load_settings(
                 value("MAILBOX_MICROSOFT_CLIENT_ID").strip(),
                 value("MAILBOX_MICROSOFT_CLIENT_SECRET"),
             ),
+            twin_dns=_switch(value("MAILBOX_TWIN_DNS"), "MAILBOX_TWIN_DNS"),
         ),
         connect=ConnectSettings(
             google_authorize_url=value("MAILBOX_GOOGLE_AUTHORIZE_URL"),
@@ -292,6 +300,15 @@ def load_settings(
         ),
         monitor=_monitor_settings(value, timeout),
     )
+
+
+def _switch(text: str, name: str) -> bool:
+    value = text.strip().lower()
+    if value in ("on", "1", "yes", "true"):
+        return True
+    if value in ("off", "0", "no", "false"):
+        return False
+    raise ConfigurationError(f"{name} must be on or off; got {text!r}.")
 
 
 def _monitor_settings(value: Callable[[str], str], timeout: float) -> MonitorSettings:

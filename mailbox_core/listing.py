@@ -34,6 +34,7 @@ from sqlmodel import Session, SQLModel
 
 from mailbox_core import models  # noqa: F401  (registers the tables read below)
 from mailbox_core.schemas import MailboxType, OAuthProvider, Status, comparable_name
+from mailbox_core.twins import twin_of
 
 _MAILBOX = SQLModel.metadata.tables["mailbox"]
 _HEALTH = SQLModel.metadata.tables["mailbox_health"]
@@ -132,6 +133,7 @@ class MailboxFilter:
     health: HealthFilter | None = None
     vital: VitalFilter | None = None
     unreadable: bool = False  # only mailboxes with a secret the configured keys cannot open
+    twins: bool = False  # only mailboxes registered twice ("Same mailbox twice")
 
     @property
     def empty(self) -> bool:
@@ -181,6 +183,8 @@ class ListRow(NamedTuple):
     signin_lost: bool | None = None
     # The scheduler paused this mailbox's checks until then (a refused sign-in, issue 13).
     paused_until: datetime | None = None
+    #: The lowest ID of another mailbox with the same server and account (mailbox_core.twins).
+    twin_of: int | None = None
 
     @property
     def state(self) -> State:
@@ -249,12 +253,14 @@ _SIGNS_IN_WITH_PASSWORD = not_(
     )
 )
 _SIGNIN_LOST: ColumnElement[bool] = and_(_SIGNS_IN_WITH_PASSWORD, _S.password_offered.is_(False))
+#: An index lookup per row shown (ix_mailbox_twin), never a read of the whole table.
+_TWIN_OF = twin_of()
 _COLUMNS = (
     _M.id, _M.name, _STATE_RANK, _M.mailbox_type, _M.host, _M.port, _M.account, _M.status,
     _OAUTH, _M.ssl_enabled, _M.starttls, _M.allow_self_signed, _M.comments, _H.last_check_at,
     _H.last_ok, _H.last_failed_step, _H.last_message, _H.last_message_count, _H.failing_since,
     _S.quota_ratio, _S.quota_level, _S.unseen, _S.oldest_unseen_at, _S.backlog_over,
-    _S.offer_changed_at, _SIGNIN_LOST, _S.paused_until,
+    _S.offer_changed_at, _SIGNIN_LOST, _S.paused_until, _TWIN_OF,
 )  # fmt: skip
 _SORTS: dict[SortKey, ColumnElement[Any]] = {
     SortKey.ID: _M.id,
@@ -354,6 +360,8 @@ def _conditions(where: MailboxFilter, key_ids: Sequence[str]) -> list[ColumnElem
         conditions.append(_VITAL_CONDITIONS[where.vital])
     if where.unreadable:
         conditions.append(unreadable(key_ids))
+    if where.twins:
+        conditions.append(_TWIN_OF.is_not(None))
     return conditions
 
 

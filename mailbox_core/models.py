@@ -28,6 +28,8 @@ class Mailbox(MailboxBase, table=True):
         Index("ix_mailbox_mailbox_type", "mailbox_type"),
         Index("ix_mailbox_host", "host"),
         Index("ix_mailbox_account", "account"),
+        # "Same mailbox twice" (mailbox_core/twins.py): other rows of the same account.
+        Index("ix_mailbox_twin", "account_key", "server_key"),
         # A stored secret always names its key (listing.unreadable counts by key ID).
         *(
             CheckConstraint(
@@ -58,6 +60,11 @@ class Mailbox(MailboxBase, table=True):
     # Name, Host, Account and Comments casefolded, what the list's search matches
     # (listing.search_text): one rule on SQLite and PostgreSQL, Unicode included.
     search_text: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    # Which mailbox on which server (twins.account_key / twins.server_key), and the
+    # addresses Host resolved to when saved (twins.addresses_key; None: not resolved).
+    account_key: str = Field(default="", max_length=254, sa_column_kwargs={"server_default": ""})
+    server_key: str = Field(default="", max_length=253, sa_column_kwargs={"server_default": ""})
+    server_addresses: str | None = Field(default=None, max_length=1000)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     version: int = Field(default=1, sa_column=_version)
@@ -273,3 +280,25 @@ class PendingConsent(SQLModel, table=True):
     refresh_token_encrypted: str | None = None
     error: str | None = Field(default=None, max_length=500)
     hint: str | None = Field(default=None, max_length=500)
+
+
+class MailboxGrant(SQLModel, table=True):
+    """What is known of an OAuth mailbox's grant (mailbox_core/grant.py); never a token."""
+
+    __tablename__ = "mailbox_grant"
+
+    mailbox_id: int = Field(foreign_key="mailbox.id", primary_key=True, ondelete="CASCADE")
+    #: The last token request that used the refresh token and got a token.
+    last_used_at: datetime | None = Field(default=None, index=True)
+    #: The last time the provider answered with a new refresh token.
+    rotated_at: datetime | None = None
+    #: Whom the provider's ID token named (email / preferred_username); None: not known.
+    subject: str | None = Field(default=None, max_length=254)
+    subject_seen_at: datetime | None = None
+    #: The last token failure, classified (oauth.GrantProblem; None: another refusal).
+    failure: str | None = Field(default=None, max_length=40)
+    failure_message: str | None = Field(default=None, max_length=500)
+    failure_hint: str | None = Field(default=None, max_length=500)
+    failure_at: datetime | None = None
+    #: The last_used_at the "unused for 5 months" warning was sent for (once per value).
+    unused_warned_for: datetime | None = None

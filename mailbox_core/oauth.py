@@ -2,7 +2,11 @@
 
 Tokens are cached in memory until shortly before they expire. A rotated refresh token
 is handed to ``on_new_refresh_token`` at once so the caller can store it encrypted.
-Provider errors become ``TokenError`` with a hint written for a person.
+Provider errors become ``TokenError`` with a hint written for a person, classified
+(``GrantProblem``: revoked or expired grant, consent, client, endpoint unreachable) so the
+monitor can tell "re-authorise" from "the provider is down". A successful refresh-token
+grant is reported to ``on_used`` (rotated or not, and the ID token's subject), the facts
+behind a mailbox's grant health (mailbox_core/grant.py).
 
 Also the one code-for-tokens exchange of Connect account (``exchange_code``). A mailbox
 whose Client ID is blank uses the operator's app (MAILBOX_GOOGLE_CLIENT_ID and
@@ -12,11 +16,15 @@ Client ID without a secret.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 import requests
 from authlib.integrations.base_client import OAuthError
@@ -54,12 +62,95 @@ _HINTS = {
 }
 
 
-class TokenError(MailboxCoreError):
-    """No access token could be obtained; ``hint`` says what to do."""
+class GrantProblem(StrEnum):
+    """Why the token endpoint gave no token, as a stable code (stored as a check's problem)."""
 
-    def __init__(self, message: str, hint: str = "") -> None:
+    REVOKED = "grant revoked"  # revoked or expired refresh token: a person re-authorises
+    CONSENT = "grant consent"  # consent required (or lost): a person or admin consents
+    CLIENT = "grant client"  # the app's Client ID or Client Secret is refused
+    UNREACHABLE = "grant unreachable"  # no answer, or a 5xx: nobody's fault, try later
+
+
+#: Each class's hint, when no more precise one (``_HINTS``) applies.
+GRANT_HINTS = {
+    GrantProblem.REVOKED: "The refresh token was revoked or has expired: re-authorise the "
+    "app (Connect account) or paste a new Refresh Token.",
+    GrantProblem.CONSENT: "The app's permission needs consent again: connect the account "
+    "again and allow access, or have an admin grant consent for the tenant.",
+    GrantProblem.CLIENT: "The identity provider refused the app: check Client ID and Client "
+    "Secret (a new secret's Value, not its ID).",
+    GrantProblem.UNREACHABLE: "The identity provider did not answer: check the network or "
+    "the token endpoint settings; the next check tries again.",
+}
+#: What the providers say. Microsoft's AADSTS codes come in the description.
+_REVOKED_TEXTS = (
+    "expired or revoked",  # Google: "Token has been expired or revoked."
+    "AADSTS700082",  # refresh token expired due to inactivity
+    "AADSTS50173",  # grant expired: revoked (password changed, sessions revoked)
+    "AADSTS700084",  # refresh token expired (single-page app lifetime)
+    "AADSTS70000",  # the grant is invalid or revoked
+    "AADSTS70008",  # the code or refresh token expired
+)
+_CONSENT = {"consent_required", "interaction_required"}
+_CONSENT_CODES = ("AADSTS65001", "AADSTS65004")
+_CLIENT = {"invalid_client", "unauthorized_client"}
+_CLIENT_CODES = ("AADSTS7000215", "AADSTS7000222", "AADSTS7000218", "AADSTS700016")
+#: The password grant's own refusals: the account's password, not the grant.
+_PASSWORD_CODES = ("AADSTS50126", "AADSTS50076", "AADSTS50079")
+
+
+def classify(error: str, description: str) -> GrantProblem | None:
+    """The class of a token endpoint's refusal (OAuth ``error`` and its description)."""
+    if error in _CONSENT or any(code in description for code in _CONSENT_CODES):
+        return GrantProblem.CONSENT
+    if error in _CLIENT or any(code in description for code in _CLIENT_CODES):
+        return GrantProblem.CLIENT
+    if any(code in description for code in _PASSWORD_CODES):
+        return None
+    if error == "invalid_grant" or any(text in description for text in _REVOKED_TEXTS):
+        return GrantProblem.REVOKED
+    return None
+
+
+class TokenError(MailboxCoreError):
+    """No access token could be obtained; ``hint`` says what to do, ``problem`` its class."""
+
+    def __init__(self, message: str, hint: str = "", problem: GrantProblem | None = None) -> None:
         super().__init__(message)
         self.hint = hint
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class GrantUse:
+    """A successful token request: whether a refresh token was used, and what came back.
+
+    ``subject``: the ID token's ``email`` or ``preferred_username``, read without checking
+    its signature — a fact to show beside the Account, never a reason to trust anything.
+    """
+
+    refresh_token_used: bool
+    rotated: bool
+    subject: str | None
+
+
+def token_subject(token: dict[str, object]) -> str | None:
+    """Who an ID token in a token response names (``email``, ``preferred_username``), if any."""
+    id_token = token.get("id_token")
+    if not isinstance(id_token, str) or id_token.count(".") != 2:
+        return None
+    payload = id_token.split(".")[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    if not isinstance(claims, dict):
+        return None
+    for name in ("email", "preferred_username", "upn"):
+        value = claims.get(name)
+        if isinstance(value, str) and value.strip() and len(value) <= 254:
+            return value.strip()
+    return None
 
 
 @dataclass(frozen=True, repr=False)
@@ -164,9 +255,15 @@ class TokenClient:
         )
 
     def access_token(
-        self, request: TokenRequest, on_new_refresh_token: Callable[[str], None] | None = None
+        self,
+        request: TokenRequest,
+        on_new_refresh_token: Callable[[str], None] | None = None,
+        on_used: Callable[[GrantUse], None] | None = None,
     ) -> str:
-        """A valid access token for ``request`` (cached, or fetched now)."""
+        """A valid access token for ``request`` (cached, or fetched now).
+
+        ``on_used`` hears of every token fetched now (not of cached ones).
+        """
         key = request.cache_key()
         cached = self.cache.get(key)
         if cached:
@@ -179,13 +276,11 @@ class TokenClient:
                 "Check the token endpoint settings.",
             )
         rotated = token.get("refresh_token")
-        if (
-            rotated
-            and request.refresh_token
-            and rotated != request.refresh_token
-            and on_new_refresh_token is not None
-        ):
+        new = bool(rotated and request.refresh_token and rotated != request.refresh_token)
+        if new and on_new_refresh_token is not None:
             on_new_refresh_token(str(rotated))
+        if on_used is not None:
+            on_used(GrantUse(bool(request.refresh_token), new, token_subject(token)))
         self.cache.put(key, str(access), _seconds(token.get("expires_in")))
         return str(access)
 
@@ -257,11 +352,20 @@ class TokenClient:
             raise TokenError(
                 f"The token endpoint did not answer within {self.timeout:g} s",
                 "The identity provider is slow or unreachable; try again.",
+                GrantProblem.UNREACHABLE,
+            ) from exc
+        except requests.HTTPError as exc:  # a 5xx, or a body that is no JSON object
+            status = exc.response.status_code if exc.response is not None else "?"
+            raise TokenError(
+                f"The token endpoint {_origin(url)} answered HTTP {status}",
+                GRANT_HINTS[GrantProblem.UNREACHABLE],
+                GrantProblem.UNREACHABLE,
             ) from exc
         except requests.RequestException as exc:
             raise TokenError(
                 f"Could not reach the token endpoint {_origin(url)}",
                 "Check the network, or the token endpoint settings.",
+                GrantProblem.UNREACHABLE,
             ) from exc
         except ValueError as exc:  # not JSON
             raise TokenError(
@@ -315,24 +419,28 @@ class TokenClient:
 def _token_error(exc: OAuthError, *, code: bool = False) -> TokenError:
     error = str(exc.error or "error")
     description = str(exc.description or "")
+    problem = None if code else classify(error, description)
     for marker, hint in _HINTS.items():
         if marker in description:
-            return TokenError(f"The identity provider refused the token request ({marker})", hint)
+            return TokenError(
+                f"The identity provider refused the token request ({marker})", hint, problem
+            )
     if error == "invalid_grant" and code:
         return TokenError(
             "The identity provider refused the sign-in code (invalid_grant)",
             "The code expired or was already used: press Connect again.",
         )
-    if error == "invalid_grant":
+    if problem is GrantProblem.REVOKED:
+        expired = " or expired" if "expired" in description.lower() else ""
         return TokenError(
-            "The identity provider refused the grant (invalid_grant)",
-            "The refresh token was revoked or has expired, or the password is "
-            "wrong: re-authorise the app (Connect account) or paste a new Refresh Token.",
+            f"The identity provider refused the grant ({error}: revoked{expired})",
+            GRANT_HINTS[problem],
+            problem,
         )
-    if error in {"invalid_client", "unauthorized_client"}:
+    if problem is not None:
+        what = "client" if problem is GrantProblem.CLIENT else "token request"
         return TokenError(
-            f"The identity provider refused the client ({error})",
-            "Check Client ID and Client Secret.",
+            f"The identity provider refused the {what} ({error})", GRANT_HINTS[problem], problem
         )
     return TokenError(
         f"The identity provider refused the token request ({error})",

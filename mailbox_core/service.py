@@ -14,10 +14,11 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session
 
-from mailbox_core import connect, listing, repository
+from mailbox_core import connect, listing, repository, twins
 from mailbox_core.access import Actor, Permission
 from mailbox_core.crypto import SecretBox, UndecryptableSecret
 from mailbox_core.db import describe
+from mailbox_core.egress import UNGUARDED, EgressPolicy, Resolver
 from mailbox_core.errors import (
     ConcurrentEditError,
     FieldError,
@@ -58,6 +59,7 @@ from mailbox_core.schemas import (
     secrets_used,
 )
 from mailbox_core.transfer import ImportFailed, ImportPlan, RowProblem, plan_import
+from mailbox_core.twins import Twin
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +86,14 @@ class MailboxService:
         monitor: Monitor | None = None,
         *,
         operator_apps: Collection[OAuthProvider] = (),
+        resolver: Resolver | None = None,
+        egress: EgressPolicy = UNGUARDED,
     ) -> None:
         self._engine = engine
         self._box = box
+        #: Looks Host up on save for "same mailbox twice" (None: compare host names only).
+        self._resolver = resolver
+        self._egress = egress
         #: Scheduled checks, alerts and the never-harm rules (mailbox_core/monitoring/).
         self.monitor = monitor or Monitor(engine)
         #: Providers with an operator app (see schemas.required_fields).
@@ -238,6 +245,34 @@ class MailboxService:
             rows = listing.page_rows(session, query=query, key_ids=key_ids)
             return ListView(counts, ListPage(rows, matching, query.page, size))
 
+    def twins_of(self, mailbox_id: int) -> list[Twin]:
+        """Other saved mailboxes with the same server and account (lowest IDs first)."""
+        with self._session() as session:
+            row = self._row(session, mailbox_id)
+            return twins.twins(
+                session,
+                account=row.account,
+                host=row.host,
+                addresses=row.server_addresses,
+                exclude_id=mailbox_id,
+            )
+
+    def same_mailbox(self, *, host: str, account: str, mailbox_id: int | None = None) -> list[Twin]:
+        """Saved mailboxes that unsaved form values would duplicate; no lookup is made.
+
+        ``mailbox_id``: the mailbox being edited (left out; its stored addresses are used
+        while Host is unchanged). Blank values match nothing.
+        """
+        if not host.strip() or not account.strip():
+            return []
+        with self._session() as session:
+            addresses = None
+            if mailbox_id is not None and _possible_id(mailbox_id):
+                addresses = twins.stored_addresses(session, mailbox_id=mailbox_id, host=host)
+            return twins.twins(
+                session, account=account, host=host, addresses=addresses, exclude_id=mailbox_id
+            )
+
     def unreadable_names(self, limit: int = 5) -> list[tuple[int, str]]:
         """ID and name of the first mailboxes with a secret the configured keys cannot open."""
         with self._session() as session:
@@ -286,7 +321,7 @@ class MailboxService:
                 raise ImportFailed(plan.problems)
             created = []
             for create in plan.rows:
-                row = self._new_row(create)
+                row = self._new_row(create, resolve=False)  # a lookup per row: too slow
                 session.add(row)
                 created.append(row)
             session.flush()
@@ -555,16 +590,33 @@ class MailboxService:
     def _credentials(self, row: Mailbox) -> Credentials:
         return Credentials(**{field: self._decrypt(row, field) for field in SECRET_FIELDS})
 
-    def _new_row(self, create: MailboxCreate) -> Mailbox:
+    def _new_row(self, create: MailboxCreate, *, resolve: bool = True) -> Mailbox:
         text = search_text(create.name, create.host, create.account, create.comments)
         return Mailbox.model_validate(
             create.model_dump(exclude=set(SECRET_FIELDS)),
             update={
                 "name_key": repository.name_key(create.name),
                 "search_text": text,
+                "account_key": twins.account_key(create.account),
+                "server_key": twins.server_key(create.host),
+                "server_addresses": self._addresses(create.host, create.port) if resolve else None,
                 **self._encrypt(create),
             },
         )
+
+    def _addresses(self, host: str, port: int) -> str | None:
+        if self._resolver is None:
+            return None
+        return twins.resolve(host, port, self._resolver, self._egress)
+
+    def _twin_keys(self, row: Mailbox) -> None:
+        """The keys "same mailbox twice" compares; Host is looked up again when it changed
+        (or its last lookup failed)."""
+        row.account_key = twins.account_key(row.account)
+        server = twins.server_key(row.host)
+        if server != row.server_key or row.server_addresses is None:
+            row.server_addresses = self._addresses(row.host, row.port)
+        row.server_key = server
 
     def _apply(self, row: Mailbox, update: MailboxUpdate) -> dict[str, Any]:
         """Copy an edit onto the row; returns the audit changes (secrets never by value)."""
@@ -576,6 +628,7 @@ class MailboxService:
                 setattr(row, field, getattr(update, field))
         row.name_key = repository.name_key(update.name)
         row.search_text = search_text(row.name, row.host, row.account, row.comments)
+        self._twin_keys(row)
         for field in SECRET_FIELDS:
             if field in update.kept_secrets:
                 continue

@@ -8,7 +8,7 @@ from mailbox_core.access import Permission
 from mailbox_core.errors import MailboxCoreError, MailboxNotFound
 from mailbox_core.probe import ProbeResult
 from mailbox_core.schemas import SECRET_FIELDS, Status
-from ui import access, connect, details, form, health, listview, monitoring, runtime
+from ui import access, connect, details, form, grant, health, listview, monitoring, runtime, twins
 from ui.navigation import (
     MAILBOXES_PAGE,
     NEW_MAILBOX_PAGE,
@@ -167,11 +167,13 @@ if probe := st.session_state.get(form.key(PREFIX, "probe")):
     show_probe(probe, "Connection test (unsaved changes)")
 
 form.render(PREFIX)
+twins.preview(service, form.current_values(PREFIX), mailbox.id)
 connect.section(PREFIX, test=_test, mailbox_id=mailbox.id)
 
 st.divider()
 health.section(service, mailbox.id)
 monitor = runtime.monitor()
+grant.section(monitor, mailbox.id)
 monitoring.pause_panel(monitor, runtime.checker(), mailbox.id, actor)
 monitoring.history(monitor, mailbox.id)
 monitoring.vital_signs(monitor, mailbox.id, actor)

@@ -6,7 +6,7 @@ import streamlit as st
 
 from mailbox_core.access import Permission
 from mailbox_core.errors import MailboxCoreError
-from ui import access, connect, form, listview, runtime
+from ui import access, connect, form, listview, runtime, twins
 from ui.navigation import MAILBOXES_PAGE, flash, require_entrypoint
 from ui.results import show_probe
 
@@ -29,6 +29,7 @@ except MailboxCoreError as exc:
 
 form.init_state(PREFIX)
 form.render(PREFIX)
+twins.preview(service, form.current_values(PREFIX))
 form.problems(PREFIX)
 
 

@@ -38,6 +38,7 @@ from mailbox_core.schemas import (
     visible_fields,
 )
 from mailbox_core.service import MailboxService
+from ui import twins
 
 T = TypeVar("T")
 YES_NO = ["Yes", "No"]
@@ -301,6 +302,7 @@ def submit_create(
     )
     if created is not None:
         clear_form(prefix)
+        twins.after_save(service, created.id)
         on_saved(f"Mailbox “{created.name}” saved with ID {created.id}.")
 
 
@@ -327,6 +329,7 @@ def submit_update(
     )
     if saved is not None:
         clear_form(prefix)
+        twins.after_save(service, saved.id)
         on_saved(f"Mailbox “{saved.name}” (ID {saved.id}) saved.")
 
 

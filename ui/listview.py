@@ -40,6 +40,7 @@ SIZE = "mailboxes.size"
 PAGE = "mailboxes.page"
 PAGER_ROUND = "mailboxes.pager_round"
 UNREADABLE = "mailboxes.unreadable"
+TWINS = "mailboxes.twins"
 #: The query string this session last showed: a different one came from outside.
 SHOWN = "mailboxes.view.shown"
 ANY = "Any"
@@ -131,6 +132,7 @@ def parse(params: Mapping[str, str]) -> MailboxQuery:
     where = MailboxFilter(
         search=params.get("q", "").strip()[:200],
         unreadable=params.get("unreadable") == "1",
+        twins=params.get("twins") == "1",
         **{field: spec.parse(params.get(spec.param)) for field, spec in FILTERS.items()},  # type: ignore[arg-type]
     )
     sort = next((k for k in SortKey if k.value == params.get("sort")), SortKey.ID)
@@ -154,6 +156,8 @@ def to_params(query: MailboxQuery) -> dict[str, str]:
             params[spec.param] = spec.slug(value)
     if where.unreadable:
         params["unreadable"] = "1"
+    if where.twins:
+        params["twins"] = "1"
     if query.sort is not SortKey.ID:
         params["sort"] = query.sort.value
     if query.descending:
@@ -178,6 +182,7 @@ def _seed(query: MailboxQuery) -> None:
     for field, spec in FILTERS.items():
         state[_key(field)] = spec.label_of(getattr(query.filter, field))
     state[UNREADABLE] = query.filter.unreadable
+    state[TWINS] = query.filter.twins
     state[SORT] = SORT_LABELS[query.sort]
     state[ORDER] = ORDERS[query.descending]
     state[SIZE] = query.page_size
@@ -214,7 +219,7 @@ def forget() -> None:
     """
     state = st.session_state
     pagers = [k for k in state if str(k).startswith("mailboxes.pager.")]
-    for name in (SEARCH, SORT, ORDER, SIZE, UNREADABLE, PAGE, PAGER_ROUND, *pagers):
+    for name in (SEARCH, SORT, ORDER, SIZE, UNREADABLE, TWINS, PAGE, PAGER_ROUND, *pagers):
         state.pop(name, None)
     for field in FILTERS:
         state.pop(_key(field), None)
@@ -238,6 +243,12 @@ def controls() -> None:
         )
         st.selectbox("Order", ORDERS, key=ORDER, on_change=_first_page, width=130)
         st.selectbox("Per page", PAGE_SIZES, key=SIZE, on_change=_first_page, width=100)
+        st.checkbox(
+            "Same mailbox twice",
+            key=TWINS,
+            on_change=_first_page,
+            help="Only mailboxes whose server and account another mailbox has too.",
+        )
 
 
 def current() -> MailboxQuery:
@@ -249,6 +260,7 @@ def current() -> MailboxQuery:
     where = MailboxFilter(
         search=str(state.get(SEARCH) or "").strip(),
         unreadable=bool(state.get(UNREADABLE)),
+        twins=bool(state.get(TWINS)),
         **choices,  # type: ignore[arg-type]
     )
     sort = next((k for k, label in SORT_LABELS.items() if label == state.get(SORT)), SortKey.ID)

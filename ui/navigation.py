@@ -30,6 +30,8 @@ APP_URL_PATHS = tuple(
     )
 )
 FLASH_KEY = "mailboxes.flash"
+#: A warning shown once beside the flash (e.g. "Same mailbox as …" after a save).
+FLASH_WARNING_KEY = "mailboxes.flash_warning"
 ENTRYPOINT = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 
 
@@ -100,8 +102,16 @@ def flash(message: str, *, error: bool = False) -> None:
         st.session_state[FLASH_KEY] = (message, error)
 
 
+def flash_warning(message: str) -> None:
+    """Show ``message`` as a warning once, on the next run of a page that calls ``show_flash``."""
+    if message:
+        st.session_state[FLASH_WARNING_KEY] = message
+
+
 def show_flash() -> None:
-    """Render and forget the pending message (green, or red for an error)."""
+    """Render and forget the pending message (green, or red for an error), then a warning."""
+    if warning := st.session_state.pop(FLASH_WARNING_KEY, None):
+        st.warning(warning, icon=":material/content_copy:")
     pending = st.session_state.pop(FLASH_KEY, None)
     if not pending:
         return

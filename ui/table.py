@@ -15,7 +15,7 @@ from mailbox_core.schemas import LABELS, AuditPublic
 COLUMNS = (
     "ID", "Name", "State", "Signs", "Last check", "Last error", "Messages", "Mailbox Type", "Host",
     "Port", "Account", "Status", "OAuth", "Failing since", "SSL Enabled", "STARTTLS",
-    "Certificate", "Comments",
+    "Certificate", "Comments", "Same mailbox",
 )  # fmt: skip
 STATE_COLORS = {
     State.FAILING: "#c62828",
@@ -90,7 +90,13 @@ def _record(row: ListRow, now: datetime) -> tuple[Any, ...]:
         EMPTY if row.ssl_enabled else ("Yes" if row.starttls else "No"),
         "Self-signed allowed" if row.allow_self_signed else "Verified",
         row.comments or "",
+        _twin(row),
     )
+
+
+def _twin(row: ListRow) -> str:
+    """The "Same mailbox twice" flag: another mailbox polls this server and account too."""
+    return f"Same mailbox twice (as ID {row.twin_of})" if row.twin_of is not None else ""
 
 
 def mailbox_columns() -> dict[str, Any]:

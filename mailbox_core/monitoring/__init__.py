@@ -7,6 +7,7 @@ schedule.py   due mailboxes and leases: claim in one statement (FOR UPDATE SKIP 
               on PostgreSQL, BEGIN IMMEDIATE on SQLite), renew, release
 budget.py     failed sign-ins per mail server host in 10 minutes, shared by processes
 record.py     where health is recorded, the monitor decides (same transaction)
+grants.py     OAuth grant health rows (last used, rotated, subject, failure), unused warning
 alerts.py     what alerts say, the operator's channels (SMTP, webhook), delivery, digests
 heartbeat.py  sweeps recorded, staleness, MAILBOX_HEARTBEAT_URL, retention
 history.py    a mailbox's checks over time, uptime, failing over time

@@ -115,6 +115,22 @@ def secret_expiry(who: Who, expires: date, days: float) -> Text:
     )
 
 
+def grant_unused(who: Who, last_used: datetime, now: datetime) -> Text:
+    days = (now - last_used).days
+    lines = [
+        f"The refresh token of mailbox {who.title} was last used on {_when(last_used)} "
+        f"({days} days ago). Google revokes refresh tokens left unused for six months.",
+    ]
+    hint = (
+        "Test the connection (or activate the mailbox) so the token is used; if it was "
+        "revoked already, re-authorise the mailbox (Connect account)."
+    )
+    lines.append(f"What to do: {hint}")
+    return Text(
+        f"Refresh token of {who.title} unused for {days} days", _with_link(lines, who), None, hint
+    )
+
+
 def cert_expiry(who: Who, where: str, cert: Certificate, days: float) -> Text:
     lines = [
         f"The TLS certificate of {where} (mailbox {who.title}) expires on "

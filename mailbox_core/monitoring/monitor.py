@@ -19,8 +19,9 @@ from mailbox_core import repository
 from mailbox_core.access import Actor, Permission
 from mailbox_core.config import MonitorSettings
 from mailbox_core.errors import MailboxNotFound
+from mailbox_core.grant import GrantPublic
 from mailbox_core.models import AuditEvent
-from mailbox_core.monitoring import heartbeat, history, record, rules, schedule, status
+from mailbox_core.monitoring import grants, heartbeat, history, record, rules, schedule, status
 from mailbox_core.monitoring.alerts import Channel, Dispatcher
 from mailbox_core.monitoring.budget import Budget
 from mailbox_core.monitoring.store import ALERT, MAILBOX, begin_write
@@ -282,6 +283,26 @@ class Monitor:
         since = self.now() - timedelta(hours=hours)
         with Session(self.engine) as session:
             return history.failing_over_time(session, since=since)
+
+    def grant_of(self, mailbox_id: int) -> GrantPublic | None:
+        """An OAuth mailbox's grant health (None: the mailbox does not use OAuth)."""
+        return self.grants([mailbox_id]).get(mailbox_id)
+
+    def grants(self, ids: Sequence[int] | None = None) -> dict[int, GrantPublic]:
+        """The grant health of OAuth mailboxes (of ``ids``, or all), by ID; one query."""
+        with Session(self.engine) as session:
+            return grants.read(session, now=self.now(), ids=ids)
+
+    def warn_unused_grants(self) -> int:
+        """Queue the "unused for 5 months" alert of every Gmail grant due one (once each),
+        checked or not: an inactive mailbox's token is the one that goes unused."""
+        with self._write() as session:
+            rows = grants.unused_alerts(
+                session, now=self.now(), public_url=self.settings.public_url
+            )
+            if rows:
+                session.connection().execute(ALERT.insert(), rows)
+        return len(rows)
 
     @contextmanager
     def _write(self) -> Iterator[Session]:

@@ -20,8 +20,9 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from mailbox_core.config import MonitorSettings
+from mailbox_core.grant import GrantFacts
 from mailbox_core.models import MailboxCheck
-from mailbox_core.monitoring import alerts, rules
+from mailbox_core.monitoring import alerts, grants, rules
 from mailbox_core.monitoring.store import ALERT, HEALTH, MAILBOX, MONITOR, dialect, insert
 from mailbox_core.probe import Certificate, Offer
 
@@ -45,6 +46,7 @@ class CheckRecord:
     certificate: Certificate | None = None
     offer: Offer | None = None  # what the server offered for signing in (the check's own)
     since: datetime | None = None  # arrivals were counted from then (after an outage)
+    grant: GrantFacts | None = None  # what the token endpoint showed (OAuth mailboxes)
 
 
 _COLUMNS = [c.name for c in MONITOR.columns]
@@ -79,6 +81,7 @@ def after_checks(
         for record in sorted(by_mailbox[mailbox_id], key=lambda r: _aware(r.check.started_at)):
             decide.schedule(record, jitter())
         decide.decide_alerts()
+        decide.grant(session, by_mailbox[mailbox_id])
         states.append(state)
         raised += decide.raised
     _upsert(session, states)
@@ -167,6 +170,21 @@ class _Decision:
             down_since = _maybe_aware(before.since) or _aware(latest.check.started_at)
             self._raise(kind, alerts.recovered(self._who(), down_since, self.now))
         self._secret_expiry()
+
+    def grant(self, session: Session, records: list[CheckRecord]) -> None:
+        """OAuth grant health (issue 15): fold the checks' token facts into the mailbox's
+        grant row, then warn (once) about a Gmail refresh token unused for five months."""
+        mailbox_id = self.mailbox["id"]
+        ordered = sorted(records, key=lambda r: _aware(r.check.started_at))
+        facts = [(_aware(r.check.started_at), r.grant) for r in ordered if r.grant is not None]
+        if facts:
+            grants.fold(session, mailbox_id, facts)
+        gmail = self.mailbox["oauth_enabled"] and self.mailbox["oauth_provider"] == "Gmail"
+        if gmail and not self.quiet:  # one indexed query, only where the rule applies
+            url = self.settings.public_url
+            self.raised += grants.unused_alerts(
+                session, now=self.now, public_url=url, ids=[mailbox_id]
+            )
 
     @property
     def quiet(self) -> bool:

@@ -13,6 +13,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailbox_core.errors import FieldError, ValidationFailed
+from mailbox_core.oauth import GrantProblem
 from mailbox_core.probe.diagnosis import Problem
 
 #: A refused sign-in pauses scheduled sign-ins: 1 h, doubling, at most 24 h.
@@ -58,11 +59,20 @@ _GRANT_REFUSED = (
 )
 
 
+#: The token endpoint's classified refusals (oauth.GrantProblem): a person must act. An
+#: unreachable endpoint (GrantProblem.UNREACHABLE) is nobody's fault and is not here.
+_GRANT_PROBLEMS = {
+    GrantProblem.REVOKED.value,
+    GrantProblem.CONSENT.value,
+    GrantProblem.CLIENT.value,
+}
+
+
 def fault_of(ok: bool, problem: str | None, detail: str) -> Fault:
     """The fault of a check: passed, the account's (refused sign-in), or not the account's."""
     if ok:
         return Fault.NONE
-    if problem in _REFUSED:
+    if problem in _REFUSED or problem in _GRANT_PROBLEMS:
         return Fault.ACCOUNT
     if problem == Problem.NO_TOKEN.value and any(code in detail for code in _GRANT_REFUSED):
         return Fault.ACCOUNT
@@ -71,6 +81,8 @@ def fault_of(ok: bool, problem: str | None, detail: str) -> Fault:
 
 def needs_reauthorising(problem: str | None, detail: str) -> bool:
     """The provider refused the refresh token (invalid_grant): a person must re-authorise."""
+    if problem == GrantProblem.REVOKED.value:
+        return True
     return problem == Problem.NO_TOKEN.value and "invalid_grant" in detail
 
 
@@ -127,6 +139,7 @@ class AlertKind(StrEnum):
     BACKLOG = "backlog"  # the oldest unseen message is older than the threshold
     BACKLOG_NORMAL = "backlog normal"
     SIGNIN_RULES = "sign-in rules"  # the server's sign-in offer changed
+    GRANT_UNUSED = "grant unused"  # a Gmail refresh token unused for 5 months (issue 15)
 
 
 @dataclass(frozen=True)

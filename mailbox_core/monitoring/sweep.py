@@ -52,6 +52,7 @@ def sweep(
     monitor = services.monitor
     owner = runner_name("check-due")
     sweep_id = monitor.start_sweep(owner)
+    monitor.warn_unused_grants()  # sent with this sweep's alerts
     claimed = 0
 
     def claim(free: int) -> list[int]:

@@ -181,11 +181,11 @@ def test_dataframe_has_the_spec_columns_and_nothing_secret(app: AppTest) -> None
     press_ok(app)
     frame = app.dataframe[0].value
     # The row's identity and health first (vital-sign badges beside the state, issue 15),
-    # then its settings (issue 8).
+    # then its settings (issue 8), then the same-mailbox flag (15).
     assert list(frame.columns) == [
         "ID", "Name", "State", "Signs", "Last check", "Last error", "Messages", "Mailbox Type",
         "Host", "Port", "Account", "Status", "OAuth", "Failing since", "SSL Enabled", "STARTTLS",
-        "Certificate", "Comments",
+        "Certificate", "Comments", "Same mailbox",
     ]  # fmt: skip
     assert frame.loc[0, "State"] == ["Not checked"]
     assert list(frame.loc[0, "Signs"]) == []  # never checked: nothing known, no badge

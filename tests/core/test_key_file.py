@@ -23,7 +23,9 @@ from tests.conftest import ACTOR, mailbox_data, run_cli
 def settings_on(engine: Engine, data_dir: Path) -> Settings:
     """Embedded-key settings (no MAILBOX_ENCRYPTION_KEYS) over ``engine``'s database."""
     url = engine.url.render_as_string(hide_password=False)
-    return load_settings({"MAILBOX_DATA_DIR": str(data_dir), "MAILBOX_DATABASE_URL": url})
+    # No lookup of the saved hosts (same mailbox twice): these tests are about the key file.
+    values = {"MAILBOX_DATA_DIR": str(data_dir), "MAILBOX_DATABASE_URL": url}
+    return load_settings({**values, "MAILBOX_TWIN_DNS": "off"})
 
 
 def mode(path: Path) -> int:

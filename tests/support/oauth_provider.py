@@ -12,6 +12,11 @@ access token Dovecot accepts, an ID token naming the user who signed in (``email
 Google, ``preferred_username`` for Microsoft) and a refresh token, unless
 ``omit_refresh_token``. Minted refresh tokens work with the refresh-token grant; Microsoft
 rotates them on every use, as the real one does (the old one stays valid).
+
+Grant health (issue 15) adds refusals by refresh token (``REFUSALS``: revoked and expired
+grants in Google's and Microsoft's words, consent required), Gmail refresh tokens whose
+answer carries an ID token (``GMAIL_ID_TOKENS``, one of them for another user than the
+mailbox's), and ``token_status``: every token request answers that HTTP status (a 5xx).
 """
 
 from __future__ import annotations
@@ -31,6 +36,43 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 GMAIL_CLIENT = ("1234.apps.googleusercontent.com", "gmail-client-secret")
 GMAIL_REFRESH = {"1//good-refresh": "helpdesk@example.com", "1//rotate-me": "helpdesk@example.com"}
+#: Gmail refresh tokens answered with an ID token naming this user.
+GMAIL_ID_TOKENS = {"1//with-id": "helpdesk@example.com", "1//other-user": "carol@example.com"}
+#: Refresh token -> the token endpoint's refusal, as the providers word them.
+REFUSALS: dict[str, tuple[int, dict[str, str]]] = {
+    "1//expired-or-revoked": (
+        400,
+        {"error": "invalid_grant", "error_description": "Token has been expired or revoked."},
+    ),
+    "1//consent": (
+        400,
+        {"error": "consent_required", "error_description": "The user must consent again."},
+    ),
+    "ms-expired": (
+        400,
+        {
+            "error": "invalid_grant",
+            "error_description": "AADSTS700082: The refresh token has expired due to "
+            "inactivity. The token was issued on 2026-01-02 and was inactive for 90.00:00:00.",
+        },
+    ),
+    "ms-revoked": (
+        400,
+        {
+            "error": "invalid_grant",
+            "error_description": "AADSTS50173: The provided grant has expired due to it being "
+            "revoked, a fresh auth token is needed.",
+        },
+    ),
+    "ms-consent": (
+        400,
+        {
+            "error": "invalid_grant",
+            "error_description": "AADSTS65001: The user or administrator has not consented to "
+            "use the application.",
+        },
+    ),
+}
 TENANT = "contoso.onmicrosoft.com"
 MS_APP = ("11111111-2222-3333-4444-555555555555", "o365-client-secret")
 MS_APP_MAILBOX = "billing@example.com"  # the mailbox the app-only token may open
@@ -46,6 +88,8 @@ class FakeProvider:
         self.tokens: dict[str, str] = {}
         self.requests: list[dict[str, Any]] = []
         self.introspection_down = False
+        #: When set, every token request answers this HTTP status (e.g. 503).
+        self.token_status: int | None = None
         #: Connect account: what each authorization request asked (query parameters).
         self.authorizations: list[dict[str, str]] = []
         self.omit_refresh_token = False
@@ -233,6 +277,10 @@ class FakeProvider:
             }
         )
         grant = form.get("grant_type")
+        if self.token_status is not None:
+            return self.token_status, {"error": "temporarily_unavailable"}
+        if grant == "refresh_token" and form.get("refresh_token") in REFUSALS:
+            return REFUSALS[form["refresh_token"]]
         if path == "/google/token" and grant == "authorization_code":
             return self._code_grant("google", "", form)
         if path == "/google/token" and grant == "refresh_token":
@@ -254,7 +302,8 @@ class FakeProvider:
             return 401, {"error": "invalid_client", "error_description": "Unauthorized"}
         if form.get("refresh_token", "") in self.refresh_tokens:
             return self._minted_refresh("google", form)
-        user = GMAIL_REFRESH.get(form.get("refresh_token", ""))
+        token = form.get("refresh_token", "")
+        user = GMAIL_REFRESH.get(token) or GMAIL_ID_TOKENS.get(token)
         if user is None:
             return 400, {
                 "error": "invalid_grant",
@@ -267,6 +316,8 @@ class FakeProvider:
         }
         if form.get("refresh_token") == "1//rotate-me":
             reply["refresh_token"] = "1//rotated-" + secrets.token_urlsafe(8)
+        if token in GMAIL_ID_TOKENS:
+            reply["id_token"] = self._id_token("google", {"client_id": GMAIL_CLIENT[0]}, user)
         return 200, reply
 
     def _microsoft(self, grant: str | None, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
