@@ -118,6 +118,10 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "",
         "URL requested (GET) after every scheduled sweep, for an outside monitor",
     ),
+    "MAILBOX_LIST_REFRESH": (
+        "30",
+        "seconds between an open Mailboxes page's looks for new checks (0: never)",
+    ),
     "MAILBOX_CHECK_RETENTION_DAYS": (
         "30",
         "days of check history (and alert and sweep records) kept; sweeps prune older ones",
@@ -202,6 +206,8 @@ class MonitorSettings:
     public_url: str = ""
     heartbeat_url: str = field(default="", repr=False)
     retention_days: int = 30
+    #: Seconds between an open Mailboxes page's looks for new checks; 0: it never looks.
+    list_refresh: int = 30
 
 
 @dataclass(frozen=True)
@@ -342,6 +348,7 @@ def _monitor_settings(value: Callable[[str], str], timeout: float) -> MonitorSet
         public_url=value("MAILBOX_PUBLIC_URL").rstrip("/"),
         heartbeat_url=value("MAILBOX_HEARTBEAT_URL"),
         retention_days=_whole(value, "MAILBOX_CHECK_RETENTION_DAYS", 1, 3650),
+        list_refresh=_whole(value, "MAILBOX_LIST_REFRESH", 0, 86400),
     )
 
 

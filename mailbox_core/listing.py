@@ -181,8 +181,12 @@ class ListRow(NamedTuple):
     backlog_over: bool | None = None
     offer_changed_at: datetime | None = None
     signin_lost: bool | None = None
-    # The scheduler paused this mailbox's checks until then (a refused sign-in, issue 13).
+    # The scheduler paused this mailbox's checks until then, and why (issue 13).
     paused_until: datetime | None = None
+    pause_reason: str | None = None
+    # What expires: the OAuth client secret (a date) and the server's TLS certificate.
+    client_expires: date | None = None  # the client secret's expiry date (not a secret)
+    cert_not_after: datetime | None = None
     #: The lowest ID of another mailbox with the same server and account (mailbox_core.twins).
     twin_of: int | None = None
 
@@ -260,7 +264,8 @@ _COLUMNS = (
     _OAUTH, _M.ssl_enabled, _M.starttls, _M.allow_self_signed, _M.comments, _H.last_check_at,
     _H.last_ok, _H.last_failed_step, _H.last_message, _H.last_message_count, _H.failing_since,
     _S.quota_ratio, _S.quota_level, _S.unseen, _S.oldest_unseen_at, _S.backlog_over,
-    _S.offer_changed_at, _SIGNIN_LOST, _S.paused_until, _TWIN_OF,
+    _S.offer_changed_at, _SIGNIN_LOST, _S.paused_until, _S.pause_reason,
+    _M.client_secret_expires, _S.cert_not_after, _TWIN_OF,
 )  # fmt: skip
 _SORTS: dict[SortKey, ColumnElement[Any]] = {
     SortKey.ID: _M.id,

@@ -64,6 +64,7 @@ if not actor.can(Permission.EDIT):
     back_to_list()
     details.show(mailbox)
     health.section(service, mailbox.id)
+    grant.section(runtime.monitor(), mailbox.id)
     monitoring.history(runtime.monitor(), mailbox.id)
     monitoring.vital_signs(runtime.monitor(), mailbox.id, actor)
     st.stop()

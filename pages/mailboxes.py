@@ -40,6 +40,7 @@ except MailboxCoreError as exc:
     st.stop()
 
 monitoring.banner(runtime.monitor())
+monitoring.follow_checks(runtime.monitor(), runtime.settings().monitor.list_refresh)
 summary = view.summary
 if unreadable:
     names = ", ".join(f"“{name}” (ID {mailbox_id})" for mailbox_id, name in unreadable)

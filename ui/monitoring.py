@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
 from mailbox_core.access import Actor, Permission
 from mailbox_core.checks import MailboxChecker
@@ -32,6 +33,31 @@ def banner(monitor: Monitor) -> bool:
     if beat.stale:
         st.warning(beat.message, icon=":material/schedule:")
     return beat.stale
+
+
+LAST_SEEN = "monitoring.last_check_id"
+
+
+def follow_checks(monitor: Monitor, seconds: int) -> None:
+    """Every ``seconds``, redraw the page if a check was recorded since it was drawn (by
+    check-due, the worker, another user): a wall dashboard shows what the checker found.
+
+    A fragment asks one cheap question on its own timer; only an answer that changed
+    reruns the page (ticks follow mailboxes, so a selection survives it)."""
+    if seconds <= 0:
+        return
+    st.session_state[LAST_SEEN] = monitor.last_check_id()
+
+    @st.fragment(run_every=timedelta(seconds=seconds))
+    def look() -> None:
+        try:
+            newest = monitor.last_check_id()
+        except (MailboxCoreError, SQLAlchemyError):
+            return  # the database is away: the page's next full run says so
+        if newest != st.session_state.get(LAST_SEEN):
+            st.rerun()
+
+    look()
 
 
 def failing_chart(monitor: Monitor, hours: float = 24) -> None:

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from mailbox_core.listing import ListRow, State
+from mailbox_core.monitoring import rules
 from mailbox_core.schemas import LABELS, AuditPublic
 
 #: The Mailboxes table: the row's identity and health first, then its settings.
@@ -42,7 +43,18 @@ def signs(row: ListRow, now: datetime) -> list[str]:
     """The badges beside the state: "Paused", "Near full 92 %", "Backlog 3 h", …"""
     found = []
     if row.paused_until is not None and _aware(row.paused_until) > now:
-        found.append("Paused")
+        reason = (row.pause_reason or "sign-in refused")[:60]
+        found.append(f"Paused ({reason})")
+    for what, moment, thresholds in (
+        ("Secret", row.client_expires, rules.SECRET_THRESHOLDS),
+        ("Certificate", row.cert_not_after, rules.CERT_THRESHOLDS),
+    ):
+        if moment is not None:
+            days = rules.days_until(moment, now)
+            if days < 0:
+                found.append(f"{what} expired")
+            elif days <= max(thresholds):
+                found.append(f"{what} expires in {int(days)} d")
     if row.quota_level is not None and row.quota_ratio is not None:
         found.append(f"Near full {int(row.quota_ratio * 100)} %")
     if row.backlog_over and row.oldest_unseen_at is not None:
@@ -115,7 +127,8 @@ def mailbox_columns() -> dict[str, Any]:
         "Signs": column.ListColumn(
             "Signs",
             help="Paused (the scheduler stopped checking after a refused sign-in; the Edit "
-            "page says until when). Vital signs: Near full (past a quota warning), Backlog "
+            "page says until when), Secret / Certificate expires in N d (30 days ahead). "
+            "Vital signs: Near full (past a quota warning), Backlog "
             "(the oldest unseen message waits longer than its threshold), Sign-in rules "
             "changed, No password sign-in. A quota or backlog the server does not report "
             "shows nothing: unknown.",

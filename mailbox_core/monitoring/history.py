@@ -100,3 +100,8 @@ def failing_over_time(session: Session, *, since: datetime) -> list[tuple[dateti
         .order_by(s.finished_at)
     )
     return [(aware(r[0]), int(r[1])) for r in session.connection().execute(query)]
+
+
+def last_check_id(session: Session) -> int:
+    """The newest recorded check's ID (its primary key: one index lookup); 0 when none."""
+    return int(session.connection().execute(select(func.max(CHECK.c.id))).scalar() or 0)

@@ -279,6 +279,11 @@ class Monitor:
         with Session(self.engine) as session:
             return history.vital_points(session, mailbox_id=mailbox_id, since=since)
 
+    def last_check_id(self) -> int:
+        """Changes whenever any check is recorded: an open list asks it to redraw itself."""
+        with Session(self.engine) as session:
+            return history.last_check_id(session)
+
     def failing_over_time(self, hours: float = 24) -> list[tuple[datetime, int]]:
         since = self.now() - timedelta(hours=hours)
         with Session(self.engine) as session:

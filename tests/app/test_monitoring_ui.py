@@ -56,7 +56,8 @@ def test_pause_retry_history_alerts_and_badges(data_dir: Path) -> None:
     listing.run()
     assert not listing.exception
     table = listing.dataframe[0].value
-    assert list(table["Signs"][table["ID"] == mailbox.id].iloc[0]) == ["Paused"]
+    [signs] = table["Signs"][table["ID"] == mailbox.id]
+    assert list(signs) == ["Paused (The server refused the password for alice@example.com)"]
     assert any(e.label == "Failing over the last 24 hours" for e in listing.expander)
 
     [retry] = [b for b in at.button if b.label == "Retry now"]
@@ -85,3 +86,33 @@ def test_pause_retry_history_alerts_and_badges(data_dir: Path) -> None:
     assert services.monitor.status_of(mailbox.id).window == "02:00–03:00 Europe/Berlin"
     audit = [e.action for e in services.mailboxes.list_audit(mailbox.id)]
     assert audit[:2] == ["maintenance", "snoozed"]
+
+
+def test_the_list_warns_of_an_expiring_client_secret_and_certificate(data_dir: Path) -> None:
+    from datetime import UTC, datetime
+
+    from mailbox_core.probe import Certificate
+    from tests.conftest import mailbox_data
+
+    services = open_services(load_settings(os.environ, {}))
+    now = datetime.now(UTC)
+    soon = (now + timedelta(days=5)).date().isoformat()
+    later = (now + timedelta(days=90)).date().isoformat()
+    services.mailboxes.create_mailbox(
+        mailbox_data("office365_secret", name="Expiring", client_secret_expires=soon), actor=ACTOR
+    )
+    calm = services.mailboxes.create_mailbox(
+        mailbox_data("office365_secret", name="Calm", client_secret_expires=later), actor=ACTOR
+    )
+    passed = MailboxCheck(
+        mailbox_id=calm.id, started_at=now, ok=True, message="Signed in", latency_ms=5.0
+    )
+    certificate = Certificate(now + timedelta(days=10, hours=1), "Test CA", "imap.example.com")
+    services.mailboxes.record_checks([CheckRecord(passed, certificate=certificate)])
+
+    listing = AppTest.from_file(ENTRYPOINT, default_timeout=30)
+    listing.run()
+    assert not listing.exception
+    table = listing.dataframe[0].value
+    signs = {name: list(s) for name, s in zip(table["Name"], table["Signs"], strict=True)}
+    assert signs == {"Expiring": ["Secret expires in 5 d"], "Calm": ["Certificate expires in 10 d"]}

@@ -200,6 +200,15 @@ def test_a_viewer_gets_the_mailbox_read_only_by_deep_link(saved: int) -> None:
     assert buttons(at) == {"Sign out"}
 
 
+def test_a_viewer_sees_an_oauth_mailboxs_grant_line(services: Services) -> None:
+    gmail = services.mailboxes.create_mailbox(mailbox_data("gmail"), actor=ACTOR)
+    at = on_page(hosted(USERS["viewer"]), EDIT, id=str(gmail.id))
+    grant = [m.value for m in at.markdown if m.value.startswith("**Grant:**")]
+    assert grant == ["**Grant:** last used not known · rotated never seen · subject not known "
+                     "(the provider sent no ID token)"]  # fmt: skip
+    assert buttons(at) == {"Sign out"}
+
+
 @pytest.mark.parametrize("role, can_delete", [("editor", False), ("admin", True)])
 def test_the_edit_page_offers_delete_only_to_admins(
     saved: int, role: str, can_delete: bool

@@ -223,3 +223,37 @@ def test_at_800_px_no_button_label_is_cut(tmp_path: Path, mailboxes: Any) -> Non
             page.get_by_role("button", name=ready, exact=True).wait_for(timeout=20_000)
             cut[path] = page.evaluate(TRUNCATED)
     assert cut == {"Mailboxes": [], "/new_mailbox": [], "/edit_mailbox?id=1": []}
+
+
+def test_an_open_list_shows_a_check_recorded_elsewhere_by_itself(
+    tmp_path: Path, mailboxes: Any
+) -> None:
+    # A wall dashboard: nobody touches the page; check-due (here: this test) records a
+    # check, and the page redraws itself within MAILBOX_LIST_REFRESH seconds.
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from datetime import UTC, datetime
+
+    from mailbox_core.models import MailboxCheck
+    from tests.conftest import mailbox_data
+
+    box = mailboxes.create_mailbox(mailbox_data("password", name="On the wall"), actor=ACTOR)
+    with (
+        serve(tmp_path, entrypoint=ENTRYPOINT, env={"MAILBOX_LIST_REFRESH": "1"}) as server,
+        sync_api.sync_playwright() as playwright,
+    ):
+        page = browser_page(playwright, [])
+        page.goto(server.url)
+        page.get_by_text("1 mailbox, 1 active").wait_for(timeout=20_000)
+        failing = page.get_by_test_id("stMetric").filter(has_text="Failing")
+        sync_api.expect(failing).to_have_text("Failing0")
+        refused = MailboxCheck(
+            mailbox_id=box.id,
+            started_at=datetime.now(UTC),
+            ok=False,
+            failed_step="Sign-in",
+            message="The server refused the password for support@example.com",
+            latency_ms=10.0,
+            problem="password refused",
+        )
+        mailboxes.record_checks([refused])
+        sync_api.expect(failing).to_have_text("Failing1", timeout=15_000)
