@@ -92,10 +92,17 @@ def fill_form(page: Any, case: dict[str, Any], port: int) -> None:
     field = lambda label: page.get_by_role("textbox", name=label, exact=True)  # noqa: E731
     field("Name").wait_for(timeout=TIMEOUT)
     field("Name").fill(f"Helpdesk {case['provider']}")
+    from playwright.sync_api import expect  # the sync_api fixture skipped without it
+
+    # Mailbox Type and SSL Enabled move the Port in a rerun. Typing on before that rerun is
+    # back can send the old Port as if typed (then it no longer follows), or lose the typed
+    # one to the rerun: wait for each, as a person's pace does.
+    spin = page.get_by_role("spinbutton", name="Port")
     choose(page, "Mailbox Type", "IMAP")
+    expect(spin).to_have_value("143", timeout=TIMEOUT)
     field("Host").fill("localhost")
     pick(page, "SSL Enabled", "Yes")
-    spin = page.get_by_role("spinbutton", name="Port")
+    expect(spin).to_have_value("993", timeout=TIMEOUT)
     spin.fill(str(port))
     spin.press("Tab")
     field("Account").fill(case["account"])
