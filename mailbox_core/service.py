@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -715,27 +715,25 @@ def _commit(session: Session, rows: Iterable[Mailbox]) -> None:
     Every UPDATE and DELETE carries the version it read (version_id_col): 0 rows
     matched means another change came first, and nothing of this one is kept.
     """
-    names = _names(rows)  # before a rollback expires them
-    try:
-        session.commit()
-    except StaleDataError as exc:
-        session.rollback()
-        raise ConcurrentEditError(
-            None, None, f"{names} changed or went away while this was being done"
-        ) from exc
+    _unless_stale(session, rows, session.commit)
 
 
 def _flush(session: Session, rows: Sequence[Mailbox]) -> None:
     """Write one chunk of a bulk change now (see _commit), then let its rows go."""
-    names = _names(rows)
+    _unless_stale(session, rows, session.flush)
+    session.expunge_all()  # a bulk change over "all matching" holds one chunk at a time
+
+
+def _unless_stale(session: Session, rows: Iterable[Mailbox], write: Callable[[], None]) -> None:
+    """Run ``write``; a stale row (see _commit) rolls it all back as the concurrent-edit error."""
+    names = _names(rows)  # before a rollback expires them
     try:
-        session.flush()
+        write()
     except StaleDataError as exc:
         session.rollback()
         raise ConcurrentEditError(
             None, None, f"{names} changed or went away while this was being done"
         ) from exc
-    session.expunge_all()  # a bulk change over "all matching" holds one chunk at a time
 
 
 def _names(rows: Iterable[Mailbox], shown: int = 5) -> str:
