@@ -9,8 +9,13 @@ def _follow() -> None:
     st.session_state["bare.port"] = (993 if ssl else 143) if imap else (995 if ssl else 110)
 
 
+#: The product's page-wide style and Enter script are one st.html element; so is this.
+STYLE = "<style>button[aria-label='Show password']{display:none}</style>"
+
+
 def form() -> None:
     st.title("New Mailbox")
+    st.html(STYLE)
     st.session_state.setdefault("bare.port", 110)
     st.text_input("Name", key="bare.name", placeholder="Support inbox")
     kind, host, port = st.columns([1, 3, 1])
@@ -34,9 +39,15 @@ def form() -> None:
     st.text_area("Comments", key="bare.comments", height=68)
     if st.session_state.get("bare.mailbox_type") == "IMAP":
         st.radio("Oauth Enabled", ["Yes", "No"], index=1, key="bare.oauth", horizontal=True)
+    if not st.session_state.get("bare.plaintext"):
+        st.caption("Without SSL or STARTTLS the connection is not encrypted.")
     with st.expander("Advanced"):
         st.toggle("Allow self-signed certificate", key="bare.self_signed")
         st.toggle("Allow sign-in without encryption", key="bare.plaintext")
+        st.number_input("Check every (minutes)", min_value=1, value=5, key="bare.interval")
+        st.text_input("Quota warnings (%)", value="80, 90, 95", key="bare.quota")
+        st.number_input("Backlog alert after (minutes)", value=None, min_value=1, key="bare.bl")
+        st.caption("Suggested backlog alert: 15 minutes (3× the check interval).")
     with st.container(horizontal=True):
         st.button("OK", type="primary")
         st.button("Test connection")

@@ -33,6 +33,11 @@ def make_engine(url: str) -> Engine:
         return create_engine(parsed, pool_pre_ping=True)
     except ImportError as exc:
         raise ConfigurationError(f"No driver for {parsed.drivername}: {exc}") from exc
+    except ArgumentError as exc:  # NoSuchModuleError: a dialect SQLAlchemy does not know
+        raise ConfigurationError(
+            f"MAILBOX_DATABASE_URL names a database this app cannot use ({parsed.drivername}): "
+            "use sqlite:///path/to/file.db or postgresql://user@host/database."
+        ) from exc
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:

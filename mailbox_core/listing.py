@@ -34,6 +34,7 @@ from sqlmodel import Session, SQLModel
 
 from mailbox_core import models  # noqa: F401  (registers the tables read below)
 from mailbox_core.schemas import MailboxType, OAuthProvider, Status, comparable_name
+from mailbox_core.tally import read as read_tally
 from mailbox_core.twins import twin_of
 
 _MAILBOX = SQLModel.metadata.tables["mailbox"]
@@ -205,6 +206,8 @@ class ListSummary:
     failing: int  # active, last check failed
     not_checked: int  # active, never checked
     unreadable: int  # with a secret the configured keys cannot open
+    #: How many tally rows the counts were summed from (tally.COMPACT_AT), not a count.
+    tally_rows: int = field(default=0, compare=False)
 
     @property
     def inactive(self) -> int:
@@ -391,26 +394,25 @@ def _order(query: MailboxQuery) -> list[ColumnElement[Any]]:
 
 
 def summary(session: Session, *, key_ids: Sequence[str]) -> ListSummary:
-    """Counts over every mailbox, each from an index rather than a read of every row.
+    """Counts over every mailbox, none of them a read of every row.
 
-    Health is counted over all checked mailboxes (an index on last_ok), less the inactive
-    ones (joined through the status index: the few, as a rule); never checked is what
-    remains of the active ones.
+    Status and health come from the tally the database keeps (mailbox_core/tally.py): a
+    sum over a few rows at any size. Unreadable secrets are counted through the key-ID
+    indexes (the few, as a rule).
     """
-    run = session.connection().execute
-    total = int(run(select(func.count()).select_from(_MAILBOX)).scalar_one())
-    inactive = _count(run, select(func.count()).where(_M.status == Status.NOT_ACTIVE.value))
-    by_verdict = select(_H.last_ok, func.count()).group_by(_H.last_ok)
-    checked = {bool(ok): int(n) for ok, n in run(by_verdict)}
-    off = by_verdict.join(_MAILBOX, _M.id == _H.mailbox_id)
-    off_checked = {
-        bool(ok): int(n) for ok, n in run(off.where(_M.status == Status.NOT_ACTIVE.value))
-    }
-    healthy = checked.get(True, 0) - off_checked.get(True, 0)
-    failing = checked.get(False, 0) - off_checked.get(False, 0)
+    tally = read_tally(session)
+    total = healthy = failing = inactive = 0
+    for (status, verdict), n in tally.counts.items():
+        total += n
+        if status == Status.NOT_ACTIVE.value:
+            inactive += n
+        elif verdict == "ok":
+            healthy += n
+        elif verdict == "failing":
+            failing += n
     active = total - inactive
-    unreadable_count = int(
-        run(select(func.count()).select_from(_unreadable_ids(key_ids))).scalar_one()
+    unreadable_count = session.connection().execute(
+        select(func.count()).select_from(_unreadable_ids(key_ids))
     )
     return ListSummary(
         total=total,
@@ -418,12 +420,9 @@ def summary(session: Session, *, key_ids: Sequence[str]) -> ListSummary:
         healthy=healthy,
         failing=failing,
         not_checked=active - healthy - failing,
-        unreadable=unreadable_count,
+        unreadable=int(unreadable_count.scalar_one()),
+        tally_rows=tally.rows,
     )
-
-
-def _count(run: Any, query: Select[Any]) -> int:
-    return int(run(query.select_from(_MAILBOX)).scalar_one())
 
 
 def count_matching(session: Session, *, where: MailboxFilter, key_ids: Sequence[str]) -> int:

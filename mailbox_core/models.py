@@ -3,7 +3,7 @@
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index, Integer
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index, Integer, String, Table
 from sqlmodel import AutoString, Field, SQLModel
 
 from mailbox_core.schemas import AuthMethod, MailboxBase, MailboxType, OAuthProvider, Status
@@ -24,7 +24,8 @@ class Mailbox(MailboxBase, table=True):
     __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": _version}
     # The list filters on these and sorts by them with a LIMIT (mailbox_core/listing.py).
     __table_args__ = (
-        Index("ix_mailbox_status", "status"),
+        # Also the heartbeat's "oldest active mailbox" (a lookup, not a scan of the actives).
+        Index("ix_mailbox_status_created", "status", "created_at"),
         Index("ix_mailbox_mailbox_type", "mailbox_type"),
         Index("ix_mailbox_host", "host"),
         Index("ix_mailbox_account", "account"),
@@ -302,3 +303,19 @@ class MailboxGrant(SQLModel, table=True):
     failure_at: datetime | None = None
     #: The last_used_at the "unused for 5 months" warning was sent for (once per value).
     unused_warned_for: datetime | None = None
+
+
+#: How many mailboxes hold each (status, verdict) pair, as rows of +1/-1 that database
+#: triggers on ``mailbox`` and ``mailbox_health`` append in the transaction of the change
+#: (migration 0010); the verdict is "ok", "failing" or "none" (never checked). The list's
+#: summary adds them up (mailbox_core/tally.py), which costs the same at a million
+#: mailboxes as at ten, where counting the tables grows with them. Appending never waits
+#: on another writer, as one counter row per pair would; ``tally.compact`` folds the rows
+#: into one per pair now and then. A plain table (no key, nothing maps it to objects).
+mailbox_tally = Table(
+    "mailbox_tally",
+    SQLModel.metadata,
+    Column("status", String(), nullable=False),
+    Column("verdict", String(8), nullable=False),
+    Column("n", Integer, nullable=False),
+)

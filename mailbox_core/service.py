@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session
 
-from mailbox_core import connect, listing, repository, twins
+from mailbox_core import connect, listing, repository, tally, twins
 from mailbox_core.access import Actor, Permission
 from mailbox_core.crypto import SecretBox, UndecryptableSecret
 from mailbox_core.db import describe
@@ -243,7 +243,23 @@ class MailboxService:
             shown = ListPage([], matching, 1, size)
             query = replace(query, page=min(max(query.page, 1), shown.pages))
             rows = listing.page_rows(session, query=query, key_ids=key_ids)
-            return ListView(counts, ListPage(rows, matching, query.page, size))
+        if counts.tally_rows > tally.COMPACT_AT:
+            self.compact_tally()
+        return ListView(counts, ListPage(rows, matching, query.page, size))
+
+    def compact_tally(self) -> None:
+        """Fold the summary's tally rows (housekeeping: no count changes, nothing audited).
+
+        It runs on a page view now and then; a database too busy to take the write lock
+        just leaves it to the next view.
+        """
+        try:
+            with self._session() as session:
+                begin_write(session)
+                tally.compact(session)
+                session.commit()
+        except StorageError as exc:
+            log.warning("The list's tally was left for later: %s", exc)
 
     def twins_of(self, mailbox_id: int) -> list[Twin]:
         """Other saved mailboxes with the same server and account (lowest IDs first)."""

@@ -167,9 +167,9 @@ if moved := st.session_state.get(form.key(PREFIX, "moved")):
 if probe := st.session_state.get(form.key(PREFIX, "probe")):
     show_probe(probe, "Connection test (unsaved changes)")
 
-form.render(PREFIX)
-twins.preview(service, form.current_values(PREFIX), mailbox.id)
-connect.section(PREFIX, test=_test, mailbox_id=mailbox.id)
+values = form.render(PREFIX)
+twins.preview(service, values, mailbox.id)
+connect.section(PREFIX, test=_test, values=values, mailbox_id=mailbox.id)
 
 st.divider()
 health.section(service, mailbox.id)

@@ -28,15 +28,15 @@ except MailboxCoreError as exc:
     st.stop()
 
 form.init_state(PREFIX)
-form.render(PREFIX)
-twins.preview(service, form.current_values(PREFIX))
+values = form.render(PREFIX)
+twins.preview(service, values)
 form.problems(PREFIX)
 
 
 test_values = partial(
     runtime.checker().test_values, actor=actor, connected=connect.reference(PREFIX)
 )
-connect.section(PREFIX, test=test_values)
+connect.section(PREFIX, test=test_values, values=values)
 
 
 def _saved(message: str) -> None:

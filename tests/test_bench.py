@@ -78,5 +78,7 @@ def test_list_page_bench_runs_and_prints_its_figures() -> None:
         "rerun after a tick (s)",
         "peak RSS, fresh process (MB)",
         "New Mailbox rerun after changing Mailbox Type",
+        "rerun, as served (ms)",
+        "rerun, AppTest's start (ms)",
     ):
         assert figure in done.stdout, done.stdout

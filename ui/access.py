@@ -8,6 +8,7 @@ the machine's user, every right, and a note saying so.
 
 from __future__ import annotations
 
+import functools
 import getpass
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -32,10 +33,16 @@ def hosted() -> bool:
     return runtime.settings().sign_in
 
 
+@functools.cache
+def _machine_user() -> str:
+    # getpass looks in the environment, then in the password database: once per process.
+    return getpass.getuser()
+
+
 def current_actor() -> Actor:
     """Who is acting in this session (a signed-in user, or the local machine's user)."""
     if not hosted():
-        return Actor.local(getpass.getuser())
+        return Actor.local(_machine_user())
     if not _claims().get("is_logged_in"):
         return Actor(name="anonymous", role=None)
     return runtime.access_policy().actor_for(_claims())
@@ -63,7 +70,7 @@ def require(permission: Permission) -> Actor:
 
 def _admitted() -> Actor:
     if not hosted():
-        return Actor.local(getpass.getuser())
+        return Actor.local(_machine_user())
     claims = _claims()
     if not claims.get("is_logged_in"):
         _only(_sign_in_page, "Sign in")

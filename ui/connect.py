@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -54,10 +54,15 @@ def reference(prefix: str) -> str:
 
 
 def section(
-    prefix: str, *, test: Callable[[dict[str, Any]], ProbeResult], mailbox_id: int | None = None
+    prefix: str,
+    *,
+    test: Callable[[dict[str, Any]], ProbeResult],
+    values: Mapping[str, Any],
+    mailbox_id: int | None = None,
 ) -> None:
-    """The Connect part of a form, when its values sign in through a consent page."""
-    provider = connectable(form.current_values(prefix))
+    """The Connect part of a form, when its ``values`` (form.render's) sign in through a
+    consent page."""
+    provider = connectable(values)
     if provider is None:
         return
     name = PROVIDER_NAMES[provider]

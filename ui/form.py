@@ -366,8 +366,11 @@ def submit_button(prefix: str, label: str, **options: Any) -> None:
 # ---------------------------------------------------------------- rendering
 
 
-def render(prefix: str) -> None:
-    """Draw the visible fields in SPEC order, side by side in rows, each with its error."""
+def render(prefix: str) -> dict[str, Any]:
+    """Draw the visible fields in SPEC order, side by side in rows, each with its error.
+
+    Returns the values drawn (``current_values``), for what the page shows under them.
+    """
     st.html(HIDE_PASSWORD_REVEAL + ENTER_SUBMITS, unsafe_allow_javascript=True)
     values = current_values(prefix)
     errors: dict[str, str] = st.session_state.get(key(prefix, "errors")) or {}
@@ -440,6 +443,7 @@ def render(prefix: str) -> None:
         for field in ADVANCED_FIELDS:
             if field in errors:
                 st.error(f"{LABELS[field]}: {errors[field]}", icon=":material/error:")
+    return values
 
 
 def _vital_thresholds(prefix: str, values: dict[str, Any]) -> None:

@@ -218,6 +218,8 @@ def forget() -> None:
     list takes its view from the URL again (``prepare``); ``last_shown`` stays.
     """
     state = st.session_state
+    if SEARCH not in state:  # nothing to drop: prepare seeds every key, SEARCH included
+        return
     pagers = [k for k in state if str(k).startswith("mailboxes.pager.")]
     for name in (SEARCH, SORT, ORDER, SIZE, UNREADABLE, TWINS, PAGE, PAGER_ROUND, *pagers):
         state.pop(name, None)

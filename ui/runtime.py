@@ -8,7 +8,9 @@ import json
 import logging
 import os
 import pickle
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import streamlit as st
@@ -40,8 +42,44 @@ def access_policy() -> AccessPolicy:
     return AccessPolicy.load(os.environ, secrets())
 
 
+#: What one script run has read already (``one_run``); each session runs in its own thread.
+_this_run = threading.local()
+
+
+@contextmanager
+def one_run() -> Iterator[None]:
+    """Within the block (the entrypoint's whole run), settings and services are read once.
+
+    The gate, the page and the service each ask for them, and every read asks the
+    environment and Streamlit's secrets again (without a secrets file Streamlit looks for
+    one on each access). Outside the block (a callback, a fragment's own rerun) every call
+    reads afresh. Nothing is kept past the run: a changed environment or secrets file is
+    seen by the next one.
+    """
+    earlier = getattr(_this_run, "memo", None)
+    _this_run.memo = {} if earlier is None else earlier
+    try:
+        yield
+    finally:
+        _this_run.memo = earlier
+
+
+def _once(name: str, read: Any) -> Any:
+    memo: dict[str, Any] | None = getattr(_this_run, "memo", None)
+    if memo is None:
+        return read()
+    if name not in memo:
+        memo[name] = read()
+    return memo[name]
+
+
 def settings() -> Settings:
     """Settings from the environment and the `[mailbox]` table of Streamlit secrets."""
+    found: Settings = _once("settings", _read_settings)
+    return found
+
+
+def _read_settings() -> Settings:
     environment = tuple((name, os.environ.get(name)) for name in SETTINGS)
     try:
         table = st.secrets.get("mailbox") or {}
@@ -74,27 +112,44 @@ def _fingerprint(config: Settings) -> str:
     return hashlib.sha256(pickle.dumps(config)).hexdigest()
 
 
-@st.cache_resource(show_spinner=False, hash_funcs={Settings: _fingerprint})
+#: One engine, secret box and token cache per configuration, for the whole process.
+_opened: dict[str, Services] = {}
+_opening = threading.Lock()
+
+
 def _services_for(config: Settings) -> Services:
-    # One engine, secret box and token cache per configuration; cached, never mutated.
-    return open_services(config)
+    # What st.cache_resource keeps, without its hashing on every call: a dict lookup by
+    # the configuration's digest. Never mutated once opened; a failure is not kept.
+    digest = _fingerprint(config)
+    found = _opened.get(digest)
+    if found is None:
+        with _opening:
+            found = _opened.get(digest)
+            if found is None:
+                found = _opened[digest] = open_services(config)
+    return found
+
+
+def _services() -> Services:
+    found: Services = _once("services", lambda: _services_for(settings()))
+    return found
 
 
 def service() -> MailboxService:
     """The mailbox service for the current configuration (may raise MailboxCoreError)."""
-    return _services_for(settings()).mailboxes
+    return _services().mailboxes
 
 
 def checker() -> MailboxChecker:
     """The connection tester for the current configuration (may raise MailboxCoreError)."""
-    return _services_for(settings()).checker
+    return _services().checker
 
 
 def monitor() -> Monitor:
     """Scheduled checks, alerts and history for the current configuration."""
-    return _services_for(settings()).monitor
+    return _services().monitor
 
 
 def connect() -> ConnectService:
     """Connect account for the current configuration (may raise MailboxCoreError)."""
-    return _services_for(settings()).connect
+    return _services().connect

@@ -17,9 +17,10 @@ import requests
 from sqlalchemy import delete, func, select, update
 from sqlmodel import Session
 
+from mailbox_core import tally
 from mailbox_core.monitoring import budget
 from mailbox_core.monitoring.rules import aware
-from mailbox_core.monitoring.store import ALERT, CHECK, HEALTH, MAILBOX, SWEEP
+from mailbox_core.monitoring.store import ALERT, CHECK, MAILBOX, SWEEP
 
 log = logging.getLogger(__name__)
 STALE_AFTER_TICKS = 3
@@ -56,6 +57,9 @@ def start(session: Session, *, runner: str, now: datetime) -> int:
     return int(session.connection().execute(statement.returning(SWEEP.c.id)).scalar_one())
 
 
+_FAILING = ("Active", "failing")
+
+
 def add(
     session: Session, *, sweep_id: int, now: datetime, claimed: int = 0, checked: int = 0,
     failed: int = 0, skipped: int = 0,
@@ -78,14 +82,8 @@ def add(
 
 
 def failing(session: Session) -> int:
-    """Active mailboxes whose newest check failed."""
-    h, m = HEALTH.c, MAILBOX.c
-    query = (
-        select(func.count())
-        .select_from(HEALTH.join(MAILBOX, m.id == h.mailbox_id))
-        .where(m.status == "Active", ~h.last_ok)
-    )
-    return int(session.connection().execute(query).scalar_one())
+    """Active mailboxes whose newest check failed (from the tally: no count of the tables)."""
+    return tally.read(session).counts.get(_FAILING, 0)
 
 
 def state(session: Session, *, now: datetime, tick: float) -> Heartbeat:
@@ -127,7 +125,11 @@ def ping(url: str, timeout: float = 10) -> bool:
 
 
 def prune(session: Session, *, now: datetime, retention_days: int) -> None:
-    """Delete checks, alerts and sweeps older than the retention, and old budget rows."""
+    """Delete checks, alerts and sweeps older than the retention, and old budget rows.
+
+    Also folds the list's tally rows (mailbox_core/tally.py), so a fleet checked for months
+    with nobody looking at the list keeps a short tally.
+    """
     cutoff = now - timedelta(days=retention_days)
     connection = session.connection()
     connection.execute(delete(CHECK).where(CHECK.c.started_at < cutoff))
@@ -136,3 +138,5 @@ def prune(session: Session, *, now: datetime, retention_days: int) -> None:
     )
     connection.execute(delete(SWEEP).where(SWEEP.c.started_at < cutoff))
     budget.prune(session, now=now)
+    if tally.read(session).due_for_compacting:
+        tally.compact(session)
