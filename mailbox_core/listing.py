@@ -206,8 +206,8 @@ class ListSummary:
     failing: int  # active, last check failed
     not_checked: int  # active, never checked
     unreadable: int  # with a secret the configured keys cannot open
-    #: How many tally rows the counts were summed from (tally.COMPACT_AT), not a count.
-    tally_rows: int = field(default=0, compare=False)
+    #: The tally behind the counts is due for folding (tally.Tally.due_for_compacting).
+    compact_due: bool = field(default=False, compare=False)
 
     @property
     def inactive(self) -> int:
@@ -421,7 +421,7 @@ def summary(session: Session, *, key_ids: Sequence[str]) -> ListSummary:
         failing=failing,
         not_checked=active - healthy - failing,
         unreadable=int(unreadable_count.scalar_one()),
-        tally_rows=tally.rows,
+        compact_due=tally.due_for_compacting,
     )
 
 

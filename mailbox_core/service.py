@@ -243,7 +243,7 @@ class MailboxService:
             shown = ListPage([], matching, 1, size)
             query = replace(query, page=min(max(query.page, 1), shown.pages))
             rows = listing.page_rows(session, query=query, key_ids=key_ids)
-        if counts.tally_rows > tally.COMPACT_AT:
+        if counts.compact_due:
             self.compact_tally()
         return ListView(counts, ListPage(rows, matching, query.page, size))
 

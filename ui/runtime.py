@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import os
-import pickle
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import streamlit as st
 
@@ -22,6 +20,8 @@ from mailbox_core.config import SETTINGS, Settings, load_settings
 from mailbox_core.connect import ConnectService
 from mailbox_core.monitoring import Monitor
 from mailbox_core.service import MailboxService
+
+T = TypeVar("T")
 
 logging.basicConfig(
     level=os.environ.get("MAILBOX_LOG_LEVEL", "INFO"),
@@ -64,19 +64,19 @@ def one_run() -> Iterator[None]:
         _this_run.memo = earlier
 
 
-def _once(name: str, read: Any) -> Any:
+def _once(name: str, read: Callable[[], T]) -> T:
     memo: dict[str, Any] | None = getattr(_this_run, "memo", None)
     if memo is None:
         return read()
     if name not in memo:
         memo[name] = read()
-    return memo[name]
+    found: T = memo[name]
+    return found
 
 
 def settings() -> Settings:
     """Settings from the environment and the `[mailbox]` table of Streamlit secrets."""
-    found: Settings = _once("settings", _read_settings)
-    return found
+    return _once("settings", _read_settings)
 
 
 def _read_settings() -> Settings:
@@ -105,34 +105,26 @@ def _settings_for(
     return load_settings(values, secrets)
 
 
-@functools.lru_cache(maxsize=16)
-def _fingerprint(config: Settings) -> str:
-    # Streamlit's own hashing walks the dataclass on every run; one digest of its pickle
-    # (keys included, so another key set is another service) is enough.
-    return hashlib.sha256(pickle.dumps(config)).hexdigest()
-
-
-#: One engine, secret box and token cache per configuration, for the whole process.
-_opened: dict[str, Services] = {}
+#: One engine, secret box and token cache per configuration (the frozen Settings, keys
+#: included: another key set is another service), for the whole process.
+_opened: dict[Settings, Services] = {}
 _opening = threading.Lock()
 
 
 def _services_for(config: Settings) -> Services:
-    # What st.cache_resource keeps, without its hashing on every call: a dict lookup by
-    # the configuration's digest. Never mutated once opened; a failure is not kept.
-    digest = _fingerprint(config)
-    found = _opened.get(digest)
+    # What st.cache_resource keeps, without its hashing on every call: a dict lookup.
+    # Never mutated once opened; a failure is not kept.
+    found = _opened.get(config)
     if found is None:
         with _opening:
-            found = _opened.get(digest)
+            found = _opened.get(config)
             if found is None:
-                found = _opened[digest] = open_services(config)
+                found = _opened[config] = open_services(config)
     return found
 
 
 def _services() -> Services:
-    found: Services = _once("services", lambda: _services_for(settings()))
-    return found
+    return _once("services", lambda: _services_for(settings()))
 
 
 def service() -> MailboxService:

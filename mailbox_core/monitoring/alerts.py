@@ -100,45 +100,46 @@ def recovered(who: Who, since: datetime, now: datetime) -> Text:
     return Text(f"Mailbox {who.title} recovered after {took}", _with_link(lines, who))
 
 
+def _advised(who: Who, subject: str, said: str, hint: str, step: str | None = None) -> Text:
+    """An alert that says ``said``, then what to do (``hint``, also kept on its own)."""
+    lines = [said]
+    if hint:
+        lines.append(f"What to do: {hint}")
+    return Text(subject, _with_link(lines, who), step, hint)
+
+
 def secret_expiry(who: Who, expires: date, days: float) -> Text:
-    lines = [
+    return _advised(
+        who,
+        f"Client Secret of {who.title} expires {_in_days(days)}",
         f"The Client Secret of mailbox {who.title} expires on {expires:%Y-%m-%d} "
         f"({_in_days(days)}).",
-    ]
-    hint = (
         "Create a new client secret with the identity provider, paste it into Client Secret "
-        "and set Client Secret expires to its new date."
-    )
-    lines.append(f"What to do: {hint}")
-    return Text(
-        f"Client Secret of {who.title} expires {_in_days(days)}", _with_link(lines, who), None, hint
+        "and set Client Secret expires to its new date.",
     )
 
 
 def grant_unused(who: Who, last_used: datetime, now: datetime) -> Text:
     days = (now - last_used).days
-    lines = [
+    return _advised(
+        who,
+        f"Refresh token of {who.title} unused for {days} days",
         f"The refresh token of mailbox {who.title} was last used on {_when(last_used)} "
         f"({days} days ago). Google revokes refresh tokens left unused for six months.",
-    ]
-    hint = (
         "Test the connection (or activate the mailbox) so the token is used; if it was "
-        "revoked already, re-authorise the mailbox (Connect account)."
-    )
-    lines.append(f"What to do: {hint}")
-    return Text(
-        f"Refresh token of {who.title} unused for {days} days", _with_link(lines, who), None, hint
+        "revoked already, re-authorise the mailbox (Connect account).",
     )
 
 
 def cert_expiry(who: Who, where: str, cert: Certificate, days: float) -> Text:
-    lines = [
+    return _advised(
+        who,
+        f"TLS certificate of {where} {_expires(days)}",
         f"The TLS certificate of {where} (mailbox {who.title}) expires on "
         f"{_when(cert.not_after)} ({_in_days(days)}); issuer: {cert.issuer}.",
-    ]
-    hint = "The mail server's administrator must renew the certificate."
-    lines.append(f"What to do: {hint}")
-    return Text(f"TLS certificate of {where} {_expires(days)}", _with_link(lines, who), "TLS", hint)
+        "The mail server's administrator must renew the certificate.",
+        step="TLS",
+    )
 
 
 def issuer_changed(who: Who, where: str, old: str, new: str) -> Text:
@@ -156,17 +157,13 @@ def quota(who: Who, check: MailboxCheck, threshold: int) -> Text:
         )
         if used is not None and limit
     ]
-    hint = (
-        "Delete or archive old mail, or ask the provider for a larger quota: a full mailbox "
-        "bounces or silently drops new mail."
-    )
-    lines = [
+    return _advised(
+        who,
+        f"Mailbox {who.title} is near full: {percent(ratio)}",
         f"Mailbox {who.title} is {percent(ratio)} full ({'; '.join(usage) or 'quota'}), "
         f"past its {threshold} % warning.",
-        f"What to do: {hint}",
-    ]
-    return Text(
-        f"Mailbox {who.title} is near full: {percent(ratio)}", _with_link(lines, who), None, hint
+        "Delete or archive old mail, or ask the provider for a larger quota: a full mailbox "
+        "bounces or silently drops new mail.",
     )
 
 
@@ -176,17 +173,15 @@ def quota_normal(who: Who, ratio: float) -> Text:
 
 
 def backlog(who: Who, age: timedelta, unseen: int, minutes: int) -> Text:
-    hint = (
-        "The helpdesk may have stopped fetching this mailbox: check that its poller runs "
-        "and signs in."
-    )
-    lines = [
+    return _advised(
+        who,
+        f"Mailbox {who.title} backlog: {duration(age)}",
         f"The oldest of {unseen:,} unseen message{'s' if unseen != 1 else ''} in mailbox "
         f"{who.title} has waited {duration(age)}, longer than the "
         f"{duration(timedelta(minutes=minutes))} threshold.",
-        f"What to do: {hint}",
-    ]
-    return Text(f"Mailbox {who.title} backlog: {duration(age)}", _with_link(lines, who), None, hint)
+        "The helpdesk may have stopped fetching this mailbox: check that its poller runs "
+        "and signs in.",
+    )
 
 
 def backlog_normal(who: Who, unseen: int) -> Text:
@@ -195,15 +190,17 @@ def backlog_normal(who: Who, unseen: int) -> Text:
 
 
 def signin_rules(who: Who, where: str, old: str, new: str, password_lost: bool) -> Text:
-    lines = [f"{where} (mailbox {who.title}) changed what it offers for signing in: {old} → {new}."]
-    hint = ""
-    if password_lost:
-        hint = (
-            "This server no longer accepts password sign-in: switch the mailbox to OAuth or "
-            "an app password."
-        )
-        lines.append(f"What to do: {hint}")
-    return Text(f"Sign-in rules of {where} changed", _with_link(lines, who), "Sign-in", hint)
+    lost = (
+        "This server no longer accepts password sign-in: switch the mailbox to OAuth or "
+        "an app password."
+    )
+    return _advised(
+        who,
+        f"Sign-in rules of {where} changed",
+        f"{where} (mailbox {who.title}) changed what it offers for signing in: {old} → {new}.",
+        lost if password_lost else "",
+        step="Sign-in",
+    )
 
 
 def percent(ratio: float) -> str:
