@@ -68,6 +68,26 @@ class Text:
     hint: str = ""
 
 
+def alert_row(
+    who: Who, kind: AlertKind, message: Text, now: datetime, status: str = "pending"
+) -> dict[str, Any]:
+    """The outbox row of an alert (``status`` "recorded" keeps it without sending it)."""
+    return {
+        "mailbox_id": who.mailbox_id,
+        "mailbox_name": who.name,
+        "kind": kind.value,
+        "created_at": now,
+        "subject": message.subject[:300],
+        "text": message.text[:2000],
+        "step": message.step,
+        "hint": message.hint[:500],
+        "status": status,
+        "attempts": 0,
+        "sent_at": None,
+        "delivery": "" if status == "pending" else "recorded, not sent",
+    }
+
+
 def down(
     who: Who,
     kind: AlertKind,

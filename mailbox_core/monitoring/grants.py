@@ -121,23 +121,5 @@ def unused_alerts(
         )
         who = alerts.Who(mailbox_id, name, public_url)
         text = alerts.grant_unused(who, rules.aware(last_used), now)
-        rows.append(_alert_row(mailbox_id, name, now, text))
+        rows.append(alerts.alert_row(who, rules.AlertKind.GRANT_UNUSED, text, now))
     return rows
-
-
-def _alert_row(mailbox_id: int, name: str, now: datetime, text: alerts.Text) -> dict[str, Any]:
-    # The same columns as the recorder's alerts (record._Decision._raise): one INSERT.
-    return {
-        "mailbox_id": mailbox_id,
-        "mailbox_name": name,
-        "kind": rules.AlertKind.GRANT_UNUSED.value,
-        "created_at": now,
-        "subject": text.subject[:300],
-        "text": text.text[:2000],
-        "step": text.step,
-        "hint": text.hint[:500],
-        "status": "pending",
-        "attempts": 0,
-        "sent_at": None,
-        "delivery": "",
-    }

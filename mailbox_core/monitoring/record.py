@@ -317,22 +317,7 @@ class _Decision:
         return f"{self.mailbox['host']} port {self.mailbox['port']}"
 
     def _raise(self, kind: rules.AlertKind, message: alerts.Text, status: str = "pending") -> None:
-        self.raised.append(
-            {
-                "mailbox_id": self.mailbox["id"],
-                "mailbox_name": self.mailbox["name"],
-                "kind": kind.value,
-                "created_at": self.now,
-                "subject": message.subject[:300],
-                "text": message.text[:2000],
-                "step": message.step,
-                "hint": message.hint[:500],
-                "status": status,
-                "attempts": 0,
-                "sent_at": None,
-                "delivery": "" if status == "pending" else "recorded, not sent",
-            }
-        )
+        self.raised.append(alerts.alert_row(self._who(), kind, message, self.now, status))
 
 
 def _rows(
