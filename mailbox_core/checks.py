@@ -281,6 +281,7 @@ class MailboxChecker:
         """
         results: dict[int, ProbeResult] = {}
         pending: list[CheckRecord] = []
+        unobserved: list[ProbeResult] = []
         #: Failing mailboxes: when they started failing (a passing check counts arrivals).
         outages: dict[int, datetime] = {}
         workers = max(1, self.settings.concurrency)
@@ -305,12 +306,14 @@ class MailboxChecker:
                     since.pop(future, None)
                     started, result, watch = future.result()
                     results[mailbox.id] = result
-                    if not result.skipped:
+                    if result.skipped:
+                        self._observe(result)
+                    else:
                         outage = outages.pop(mailbox.id, None)
                         pending.append(
                             _record(mailbox.id, started, result, origin, owner, outage, grant=watch)
                         )
-                    self._observe(result)
+                        unobserved.append(result)
                     if progress:
                         done += 1
                         progress(done, total or done + len(running), mailbox, result)
@@ -319,7 +322,11 @@ class MailboxChecker:
                 due = pending and time.monotonic() - flushed >= RECORD_EVERY
                 if len(pending) >= RECORD_BATCH or due or (pending and not running):
                     self.mailboxes.record_checks(pending)
-                    pending, flushed = [], time.monotonic()
+                    # Counted once recorded: a scrape never sees a check the mailboxes'
+                    # states (read from the database) do not show yet.
+                    for recorded in unobserved:
+                        self._observe(recorded)
+                    pending, unobserved, flushed = [], [], time.monotonic()
         return results
 
     def _gated(

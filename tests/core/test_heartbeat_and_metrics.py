@@ -127,6 +127,33 @@ def test_the_metrics_endpoint_parses_and_matches_the_database(
     assert found[("mailbox_scheduler_stale", ())] == 0.0
 
 
+def test_a_check_is_counted_only_once_its_state_is_recorded(tmp_path: Path) -> None:
+    """A scrape between a check's end and its batch's write must not count the check
+    while the mailbox still shows as never checked (CI once scraped in that gap)."""
+    services = open_monitored(monitor_env(tmp_path))
+    for n in range(4):
+        services.mailboxes.create_mailbox(
+            plain_imap(free_port(), f"Closed {n}", ALICE), actor=ACTOR
+        )
+    metrics = Metrics(services.monitor)
+    seen: list[tuple[float, float]] = []
+
+    def observe(result: Any) -> None:
+        metrics.observe(result)
+        found = samples(metrics.text())
+        counted = sum(v for (name, _), v in found.items() if name == "mailbox_checks_total")
+        checked = sum(
+            v for (name, labels), v in found.items()
+            if name == "mailbox_mailboxes" and dict(labels)["state"] != "never_checked"
+        )  # fmt: skip
+        seen.append((counted, checked))
+
+    services.checker.observer = observe
+    sweep.sweep(services)
+    assert len(seen) == 4
+    assert all(counted <= checked for counted, checked in seen), seen
+
+
 @pytest.mark.dovecot
 def test_check_due_loop_serves_metrics_and_stops_on_sigterm(
     tmp_path: Path, dovecot_server: Any
