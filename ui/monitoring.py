@@ -14,11 +14,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from mailbox_core.access import Actor, Permission
 from mailbox_core.checks import MailboxChecker
 from mailbox_core.errors import MailboxCoreError
-from mailbox_core.monitoring import Monitor, MonitorStatus
+from mailbox_core.monitoring import Monitor, MonitorStatus, rules
 from mailbox_core.monitoring.history import VitalPoint
 from mailbox_core.monitoring.status import VitalSigns
 from ui.results import show_probe
-from ui.table import short_age
 
 PREFIX = "monitoring"
 
@@ -148,7 +147,7 @@ def _vital_metrics(vitals: VitalSigns, now: datetime) -> None:
     )
     unseen.metric("Unseen", "unknown" if vitals.unseen is None else f"{vitals.unseen:,}")
     age = vitals.backlog_age(now)
-    waited = "unknown" if vitals.unseen is None else "—" if age is None else short_age(age)
+    waited = "unknown" if vitals.unseen is None else "—" if age is None else rules.short_age(age)
     oldest.metric("Oldest unseen waits", waited)
     warnings = ", ".join(str(t) for t in vitals.quota_warnings) or "none"
     backlog = f"{vitals.backlog_minutes} min" if vitals.backlog_minutes else "off"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -58,7 +58,7 @@ def signs(row: ListRow, now: datetime) -> list[str]:
     if row.quota_level is not None and row.quota_ratio is not None:
         found.append(f"Near full {int(row.quota_ratio * 100)} %")
     if row.backlog_over and row.oldest_unseen_at is not None:
-        found.append(f"Backlog {short_age(now - _aware(row.oldest_unseen_at))}")
+        found.append(f"Backlog {rules.short_age(now - _aware(row.oldest_unseen_at))}")
     if row.offer_changed_at is not None:
         found.append("Sign-in rules changed")
     if row.signin_lost:
@@ -68,15 +68,6 @@ def signs(row: ListRow, now: datetime) -> list[str]:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite: naive UTC
-
-
-def short_age(age: timedelta) -> str:
-    """An age for a badge: "40 min", "3 h", "2 d"."""
-    minutes = max(0, int(age.total_seconds() // 60))
-    if minutes < 60:
-        return f"{minutes} min"
-    hours = minutes // 60
-    return f"{hours} h" if hours < 48 else f"{hours // 24} d"
 
 
 def _record(row: ListRow, now: datetime) -> tuple[Any, ...]:

@@ -64,7 +64,6 @@ class _Database(Collector):
 
 def _vital_gauges(monitor: Monitor) -> Iterator[Metric]:
     """Quota ratio and oldest-unseen age per mailbox (one label: its ID), where known."""
-    now = monitor.now()
     quota = GaugeMetricFamily(
         "mailbox_quota_ratio",
         "Share of the fullest quota resource in use, 0-1 (absent: unknown)",
@@ -75,15 +74,12 @@ def _vital_gauges(monitor: Monitor) -> Iterator[Metric]:
         "How long the oldest unseen message has waited (0: none unseen; absent: unknown)",
         labels=["mailbox_id"],
     )
-    for status in monitor.statuses():
-        vitals = status.vitals
-        if vitals is None or vitals.read_at is None:
-            continue
-        if vitals.quota_ratio is not None:
-            quota.add_metric([str(status.mailbox_id)], vitals.quota_ratio)
-        if vitals.unseen is not None:
-            age = vitals.backlog_age(now)
-            oldest.add_metric([str(status.mailbox_id)], age.total_seconds() if age else 0.0)
+    for reading in monitor.readings():
+        label = [str(reading.mailbox_id)]
+        if reading.quota_ratio is not None:
+            quota.add_metric(label, reading.quota_ratio)
+        if reading.backlog_seconds is not None:
+            oldest.add_metric(label, reading.backlog_seconds)
     yield quota
     yield oldest
 

@@ -235,6 +235,11 @@ class Monitor:
             raise MailboxNotFound(mailbox_id)
         return found[0]
 
+    def readings(self) -> list[status.Reading]:
+        """The vital signs the metrics export (mailboxes whose vitals were read)."""
+        with Session(self.engine) as session:
+            return list(status.readings(session, now=self.now()))
+
     def counts(self) -> dict[tuple[str, str], int]:
         with Session(self.engine) as session:
             return status.counts(session, now=self.now())

@@ -242,6 +242,15 @@ def backlog_age(
     return max(timedelta(0), at - aware(oldest_unseen_at))
 
 
+def short_age(age: timedelta) -> str:
+    """An age for a badge or a note: "40 min", "3 h", "2 d"."""
+    minutes = max(0, int(age.total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours = minutes // 60
+    return f"{hours} h" if hours < 48 else f"{hours // 24} d"
+
+
 def backlog_step(alerted: bool, over: bool, *, quiet: bool) -> tuple[bool, AlertKind | None]:
     """The backlog alert after a check: one when the threshold is passed, one "back to
     normal" when it clears (after an alert was sent); nothing new while ``quiet``."""

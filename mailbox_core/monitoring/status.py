@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -82,6 +82,8 @@ class MonitorStatus:
         cert = self.cert_days(now)
         if cert is not None and cert <= max(rules.CERT_THRESHOLDS):
             found.append(_expiry("certificate", cert))
+        if self.vitals is not None:
+            found.extend(self.vitals.notes(now))
         return found
 
 
@@ -122,6 +124,22 @@ class VitalSigns:
     def password_gone(self) -> bool:
         """The server stopped offering the password sign-in this mailbox uses."""
         return self.signs_in_with_password and self.password_offered is False
+
+    def notes(self, now: datetime) -> list[str]:
+        """The signs past a threshold, as `health` prints them beside the state."""
+        if self.read_at is None:
+            return []
+        found = []
+        if self.quota_level is not None and self.quota_ratio is not None:
+            found.append(f"near full {int(self.quota_ratio * 100)} %")
+        age = self.backlog_age(now)
+        if self.backlog_over and age is not None:
+            found.append(f"backlog {rules.short_age(age)} (over {self.backlog_minutes} min)")
+        if self.offer_changed_at is not None:
+            found.append(f"sign-in rules changed {self.offer_changed_at:%Y-%m-%d %H:%M} UTC")
+        if self.password_gone:
+            found.append("the server no longer offers the password sign-in")
+        return found
 
 
 def _expiry(what: str, days: float) -> str:
@@ -216,6 +234,34 @@ def counts(session: Session, *, now: datetime) -> dict[tuple[str, str], int]:
         key = (state, provider(bool(oauth), name))
         found[key] = found.get(key, 0) + int(number)
     return found
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One mailbox's quota and backlog as the metrics export them (None: not known)."""
+
+    mailbox_id: int
+    quota_ratio: float | None
+    backlog_seconds: float | None  # 0: nothing unseen waits
+
+
+def readings(session: Session, *, now: datetime) -> Iterator[Reading]:
+    """The mailboxes whose vital signs were read, by ID: four columns of one table.
+
+    A scrape asks for these every few seconds; building every mailbox's whole status
+    (``statuses``: three tables, 40 columns, two objects a row) took 3.9 s and 240 MB at
+    100,000 on SQLite, this 1.4 s and 157 MB, 1.09x a bare collector (bench/metrics_scrape.py).
+    """
+    s = MONITOR.c
+    query = (
+        select(s.mailbox_id, s.quota_ratio, s.unseen, s.oldest_unseen_at)
+        .where(s.vitals_at.is_not(None))
+        .order_by(s.mailbox_id)
+    )
+    for mailbox_id, ratio, unseen, oldest in session.connection().execute(query):
+        age = rules.backlog_age(oldest, unseen, now)
+        waited = None if unseen is None else (age.total_seconds() if age else 0.0)
+        yield Reading(mailbox_id, ratio, waited)
 
 
 def _status(row: dict[str, Any]) -> MonitorStatus:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from mailbox_core.errors import ValidationFailed
 from mailbox_core.monitoring import rules
 from mailbox_core.monitoring.metrics import Metrics
 from mailbox_core.monitoring.rules import AlertKind, Fault
+from mailbox_core.monitoring.status import VitalSigns
 from mailbox_core.probe import Backlog, Quota
 from tests.conftest import ACTOR, mailbox_data
 from tests.support.monitoring import Clock, monitor_env
@@ -393,3 +395,37 @@ def test_health_json_and_the_prometheus_gauges_carry_vital_signs(tmp_path: Path)
             ("mailbox_oldest_unseen_age_seconds", (("mailbox_id", str(full.id)),)),
         ]
     )  # unknown (POP3, never read) is absent, not 0
+
+
+def test_health_prints_the_signs_past_a_threshold_beside_the_state(tmp_path: Path) -> None:
+    clock = Clock()
+    services, checker = scripted(tmp_path, clock)
+    full = services.mailboxes.create_mailbox(
+        {**imap_values("Full"), "backlog_minutes": "30"}, actor=ACTOR
+    )
+    calm = services.mailboxes.create_mailbox(imap_values("Calm"), actor=ACTOR)
+    waited = clock() - timedelta(minutes=40)
+    backlog = Backlog(messages=30, unseen=2, oldest_unseen_at=waited)
+    checker.answer = lambda _t: passed(quota=used(92), backlog=backlog)
+    checker.check_mailbox(full.id, actor=ACTOR)
+    checker.answer = lambda _t: passed(quota=used(10), backlog=backlog)
+    checker.check_mailbox(calm.id, actor=ACTOR)
+
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in monitor_env(tmp_path).items():
+            patch.setenv(name, value)
+        assert cli.main(["health"], out=out) == 0
+    lines = {line.split()[0]: line for line in out.getvalue().splitlines()[1:]}
+    assert lines[str(full.id)].endswith("Full  (near full 92 %; backlog 40 min (over 30 min))")
+    assert lines[str(calm.id)].endswith("Calm")  # under every threshold: nothing to say
+
+    changed = VitalSigns(
+        "IMAP", True, (80, 90, 95), None, read_at=clock(), offer="XOAUTH2",
+        offer_changed_at=datetime(2026, 11, 30, 9, 5, tzinfo=UTC), password_offered=False,
+    )  # fmt: skip
+    assert changed.notes(clock()) == [
+        "sign-in rules changed 2026-11-30 09:05 UTC",
+        "the server no longer offers the password sign-in",
+    ]
+    assert replace(changed, read_at=None).notes(clock()) == []  # never read: nothing known
