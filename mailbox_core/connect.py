@@ -168,6 +168,8 @@ class HeldToken:
     tenant_id: str | None
     encrypted: str
     token: str
+    #: When the provider issued it (the consent's token exchange).
+    connected_at: datetime
 
     def __repr__(self) -> str:
         return f"HeldToken({self.provider.value}, {self.account}, <hidden>)"
@@ -230,6 +232,7 @@ def take_held(
         tenant_id=row.tenant_id,
         encrypted=row.refresh_token_encrypted,
         token=token,
+        connected_at=_aware(row.finished_at or row.created_at),
     )
 
 

@@ -38,7 +38,7 @@ from mailbox_core.listing import (
     search_text,
 )
 from mailbox_core.models import AuditEvent, Mailbox, MailboxCheck, utcnow
-from mailbox_core.monitoring import CheckRecord, Monitor
+from mailbox_core.monitoring import CheckRecord, Monitor, grants
 from mailbox_core.monitoring.store import begin_write
 from mailbox_core.schemas import (
     LABELS,
@@ -131,7 +131,7 @@ class MailboxService:
                 }
                 changes.update({f: "set" for f in SECRET_FIELDS if getattr(create, f)})
                 repository.add_audit(session, event=_event("created", row, actor, changes))
-                self._connected(session, row, create, held, connected, actor)
+                self._connected(session, row, create, held, connected, actor, {})
                 session.commit()
             except IntegrityError as exc:  # a concurrent save took the name first
                 raise _duplicate(create.name) from exc
@@ -180,7 +180,7 @@ class MailboxService:
             session.add(row)
             repository.add_audit(session, event=_event("updated", row, actor, changes))
             self.monitor.settings_changed(session, mailbox_id)  # ends a pause: due at once
-            self._connected(session, row, update, held, connected, actor)
+            self._connected(session, row, update, held, connected, actor, changes)
             try:
                 session.commit()
             except StaleDataError as exc:
@@ -557,13 +557,22 @@ class MailboxService:
         held: connect.HeldToken | None,
         connected: str | None,
         actor: Actor,
+        changes: Mapping[str, Any],
     ) -> None:
-        """Record "account connected" when the held token was saved; the form's consents go."""
+        """Record "account connected" when the held token was saved; the form's consents go.
+
+        A new refresh token starts a new grant (grants.replaced): a connected one from when
+        the provider issued it, to the account it named; a typed or cleared one unknown.
+        """
         token = saved.refresh_token.get_secret_value() if saved.refresh_token else None
+        assert row.id is not None
         if held is not None and token == held.token:
             repository.add_audit(
                 session, event=_event("account connected", row, actor, held.audit())
             )
+            grants.replaced(session, row.id, connected_at=held.connected_at, subject=held.account)
+        elif "refresh_token" in changes:
+            grants.replaced(session, row.id)
         if connected:
             repository.delete_consents(session, form=connected, actor=actor.name)
 

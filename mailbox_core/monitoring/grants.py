@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, delete, or_, select, update
 from sqlmodel import Session, SQLModel
 
 from mailbox_core.grant import UNUSED_WARN_AFTER, GrantFacts, GrantPublic
@@ -30,6 +30,31 @@ def fold(session: Session, mailbox_id: int, facts: Sequence[tuple[datetime, Gran
     changes = {c: statement.excluded[c] for c in _COLUMNS if c != "mailbox_id"}
     statement = statement.on_conflict_do_update(index_elements=[GRANT.c.mailbox_id], set_=changes)
     session.connection().execute(statement, [row])
+
+
+def replaced(
+    session: Session,
+    mailbox_id: int,
+    *,
+    connected_at: datetime | None = None,
+    subject: str | None = None,
+) -> None:
+    """A new refresh token was saved: what was known of the old grant goes with it.
+
+    Connected (Connect account): the provider issued the grant then, to the account its
+    ID token named, so that is its last use (the unused-grant warning counts from it,
+    checked or not) and its subject. Typed: nothing is known of it until a check.
+    """
+    session.connection().execute(delete(GRANT).where(GRANT.c.mailbox_id == mailbox_id))
+    if connected_at is None:
+        return
+    row: dict[str, Any] = {c: None for c in _COLUMNS} | {
+        "mailbox_id": mailbox_id,
+        "last_used_at": connected_at,
+        "subject": subject[:254] if subject else None,
+        "subject_seen_at": connected_at if subject else None,
+    }
+    session.connection().execute(GRANT.insert(), [row])
 
 
 def _apply(row: dict[str, Any], at: datetime, fact: GrantFacts) -> None:

@@ -31,6 +31,7 @@ from mailbox_core.connect import (
 from mailbox_core.crypto import SecretBox
 from mailbox_core.errors import ValidationFailed
 from mailbox_core.models import utcnow
+from mailbox_core.monitoring import Monitor
 from mailbox_core.oauth import TokenClient, operator_apps
 from mailbox_core.service import MailboxService
 from tests.conftest import ACTOR
@@ -291,6 +292,48 @@ def test_edit_connects_and_save_replaces_the_stored_token(
     assert token in oauth_provider.refresh_tokens
     assert parts.mailboxes.get_credentials(saved.id).client_secret == GMAIL_CLIENT[1]
     assert parts.mailboxes.list_audit()[0].action == "account connected"
+
+
+def test_a_saved_connection_starts_a_fresh_grant_used_when_it_was_issued(
+    parts: Parts, oauth_provider: FakeProvider
+) -> None:
+    saved = parts.mailboxes.create_mailbox({**GMAIL, "refresh_token": "1//revoked"}, actor=ACTOR)
+    with parts.engine.begin() as conn:  # what checks of the old token had found
+        conn.execute(
+            text(
+                "INSERT INTO mailbox_grant (mailbox_id, subject, failure, failure_message)"
+                " VALUES (:id, 'someone@else.example', 'revoked', 'Token has been revoked')"
+            ),
+            {"id": saved.id},
+        )
+    url = parts.connect.start(
+        {**GMAIL, "client_secret": ""}, form="edit-form", redirect_uri=REDIRECT,
+        actor=EDITOR, mailbox_id=saved.id,
+    )  # fmt: skip
+    parts.clock.now += timedelta(seconds=30)  # the consent took a while
+    assert parts.connect.complete(query(oauth_provider.consent(url)), actor=EDITOR).ok
+    issued = parts.clock.now
+    parts.mailboxes.update_mailbox(
+        saved.id, {**GMAIL, "client_secret": ""}, expected_version=saved.version,
+        actor=EDITOR, connected="edit-form",
+    )  # fmt: skip
+    monitor = parts.mailboxes.monitor
+    grant = monitor.grant_of(saved.id)
+    assert grant is not None  # the Edit page shows the new grant before any check
+    assert (grant.failure, grant.failure_message) == (None, None)
+    assert (grant.subject, grant.subject_match) == (GMAIL["account"], "matches")
+    assert grant.last_used_at == issued
+    # Never checked (say, saved inactive), it still gets Google's five-month warning.
+    later = Monitor(parts.engine, clock=lambda: issued + timedelta(days=151))
+    assert later.warn_unused_grants() == 1
+
+    # A typed token is another grant: nothing is known of it until a check.
+    parts.mailboxes.update_mailbox(
+        saved.id, {**GMAIL, "client_secret": "", "refresh_token": "1//typed"},
+        expected_version=parts.mailboxes.get_mailbox(saved.id).version, actor=EDITOR,
+    )  # fmt: skip
+    grant = monitor.grant_of(saved.id)
+    assert grant is not None and (grant.last_used_at, grant.subject) == (None, None)
 
 
 def test_an_edit_consent_needs_the_edit_right_at_the_callback_too(
