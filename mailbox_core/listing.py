@@ -206,6 +206,8 @@ class ListSummary:
     failing: int  # active, last check failed
     not_checked: int  # active, never checked
     unreadable: int  # with a secret the configured keys cannot open
+    #: How many mailboxes show each vital sign's badge; only the signs some mailbox shows.
+    signs: dict[VitalFilter, int] = field(default_factory=dict)
     #: The tally behind the counts is due for folding (tally.Tally.due_for_compacting).
     compact_due: bool = field(default=False, compare=False)
 
@@ -307,6 +309,14 @@ _VITAL_CONDITIONS = {
     VitalFilter.BACKLOG: _S.backlog_over.is_(True),
     VitalFilter.RULES_CHANGED: _S.offer_changed_at.is_not(None),
     VitalFilter.NO_PASSWORD: _SIGNIN_LOST,
+}
+#: Where each sign's count looks: its indexed column of the monitor's table, joined with
+#: the mailbox only where the condition reads it too.
+_SIGN_SOURCES: dict[VitalFilter, FromClause] = {
+    VitalFilter.NEAR_FULL: _MONITOR,
+    VitalFilter.BACKLOG: _MONITOR,
+    VitalFilter.RULES_CHANGED: _MONITOR,
+    VitalFilter.NO_PASSWORD: _MONITOR.join(_MAILBOX, _M.id == _S.mailbox_id),
 }
 _OAUTH_CONDITIONS = {
     OAuthFilter.NONE: not_(_USES_OAUTH),
@@ -421,8 +431,24 @@ def summary(session: Session, *, key_ids: Sequence[str]) -> ListSummary:
         failing=failing,
         not_checked=active - healthy - failing,
         unreadable=int(unreadable_count.scalar_one()),
+        signs=sign_counts(session),
         compact_due=tally.due_for_compacting,
     )
+
+
+def sign_counts(session: Session) -> dict[VitalFilter, int]:
+    """How many mailboxes show each vital sign's badge (those some mailbox shows).
+
+    One count per sign over its indexed column of ``mailbox_monitor`` (0008, 0011): an
+    index range of the mailboxes that show it, few as a rule, at any size of the list.
+    """
+    found = {}
+    for sign, source in _SIGN_SOURCES.items():
+        query = select(func.count()).select_from(source).where(_VITAL_CONDITIONS[sign])
+        number = int(session.connection().execute(query).scalar_one())
+        if number:
+            found[sign] = number
+    return found
 
 
 def count_matching(session: Session, *, where: MailboxFilter, key_ids: Sequence[str]) -> int:

@@ -188,7 +188,7 @@ class MailboxMonitor(SQLModel, table=True):
     #: The offer changed then; None once acknowledged or signed in under the new rules.
     offer_changed_at: datetime | None = Field(default=None, index=True)
     #: Whether the server still offers a password sign-in (None: not known yet).
-    password_offered: bool | None = None
+    password_offered: bool | None = Field(default=None, index=True)
     #: After an outage: how many messages arrived between these two moments.
     outage_arrived: int | None = None
     outage_from: datetime | None = None

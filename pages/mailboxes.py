@@ -1,5 +1,7 @@
 """Mailboxes: find, filter, sort and page the list (in SQL), its health, actions on a selection."""
 
+from collections.abc import Sequence
+
 import streamlit as st
 
 from mailbox_core.access import Permission
@@ -83,13 +85,20 @@ def _summary(counts: ListSummary) -> None:
         ("Not checked", counts.not_checked, {"status": active, "health": HealthFilter.NOT_CHECKED}),
         ("Inactive", counts.inactive, {"status": Status.NOT_ACTIVE}),
     )
+    _shortcuts(shortcuts)
+    if counts.signs:  # only the signs some mailbox shows: the ones that want a look
+        signs = listview.FILTERS["vital"]
+        _shortcuts([(signs.label_of(sign), n, {"vital": sign}) for sign, n in counts.signs.items()])
+
+
+def _shortcuts(shortcuts: Sequence[tuple[str, int, dict[str, object]]]) -> None:
     with st.container(horizontal=True, gap="small"):
         for label, count, where in shortcuts:
             with st.container(border=True, width=170, gap=None):
                 st.metric(label, f"{count:,}")
                 st.page_link(
                     MAILBOXES_PAGE,
-                    label=f"Show {label.lower()}",
+                    label=f"Show {label[0].lower()}{label[1:]}",
                     query_params=listview.link_params(**where),
                 )
 

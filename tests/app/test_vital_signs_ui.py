@@ -158,6 +158,11 @@ def test_the_list_shows_badges_beside_the_state_and_filters_by_them(services: Se
     assert list(signs["Piling"]) == ["Backlog 3 h", "Sign-in rules changed"]
     assert list(signs["Calm"]) == []
     assert list(frame.columns[:4]) == ["ID", "Name", "State", "Signs"]
+    shown = metrics(at)  # the summary counts the signs some mailbox shows, each a link
+    assert (shown["Near full"], shown["Backlog"], shown["Sign-in rules changed"]) == ("1", "1", "1")
+    assert "No password sign-in" not in shown
+    links = {p.value: p.proto.query_string for p in at.get("page_link")}
+    assert links["Show sign-in rules changed"] == "signs=rules-changed"
 
     at.selectbox(key="mailboxes.vital").select("Backlog")
     at.run()

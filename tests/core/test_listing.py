@@ -23,6 +23,7 @@ from mailbox_core.listing import (
     MailboxQuery,
     OAuthFilter,
     SortKey,
+    VitalFilter,
 )
 from mailbox_core.models import MailboxCheck
 from mailbox_core.schemas import MailboxType, Status
@@ -171,6 +172,44 @@ def test_the_summary_counts_by_aggregate(service: MailboxService, fleet: dict[st
         total=6, active=4, healthy=1, failing=2, not_checked=1, unreadable=0
     )
     assert summary.inactive == 2
+
+
+def test_the_summary_counts_each_sign_as_its_filter_finds_it(
+    service: MailboxService, fleet: dict[str, int], engine: Engine
+) -> None:
+    monitor = [  # (mailbox, quota_level, backlog_over, offer changed, password offered)
+        (A, 90, True, None, False),  # a password mailbox the server stopped taking passwords for
+        (B, 80, False, NOW, False),  # Gmail signs in with a token: no password lost
+        (G, None, True, None, None),  # inactive still shows its badges
+        (D, None, False, NOW, True),
+        (Z, None, False, None, None),
+    ]
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM mailbox_monitor"))  # the checks' rows, made anew
+        for name, level, over, changed, offered in monitor:
+            connection.execute(
+                text(
+                    "INSERT INTO mailbox_monitor (mailbox_id, signin_ok, backoff_level,"
+                    " pause_level, alert_open, alert_sent, backlog_alerted, vitals_at,"
+                    " quota_level, backlog_over, offer_changed_at, password_offered)"
+                    " VALUES (:id, false, 0, 0, false, false, false, :at, :level, :over,"
+                    " :changed, :offered)"
+                ),
+                {"id": fleet[name], "at": NOW, "level": level, "over": over,
+                 "changed": changed, "offered": offered},
+            )  # fmt: skip
+    summary = service.list_view(Q()).summary
+    assert summary.signs == {
+        VitalFilter.NEAR_FULL: 2,
+        VitalFilter.BACKLOG: 2,
+        VitalFilter.RULES_CHANGED: 2,
+        VitalFilter.NO_PASSWORD: 1,
+    }
+    for sign, number in summary.signs.items():  # the summary's link shows what it counted
+        assert service.list_view(Q(F(vital=sign))).page.matching == number, sign
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE mailbox_monitor SET password_offered = true"))
+    assert VitalFilter.NO_PASSWORD not in service.list_view(Q()).summary.signs  # none: not shown
 
 
 def test_rows_carry_health_and_no_secret(service: MailboxService, fleet: dict[str, int]) -> None:

@@ -257,15 +257,17 @@ def pg(key: str) -> Iterator[tuple[Engine, MailboxService]]:
     engine.dispose()
 
 
-def blocked(engine: Engine, seconds: float = 5) -> bool:
-    """Whether another session comes to wait on a lock (the second transaction is held)."""
+def blocked(engine: Engine, thread: threading.Thread, seconds: float = 60) -> bool:
+    """Whether ``thread``'s session comes to wait on a lock (the second transaction is
+    held), asked until it does or the thread ends: a loaded machine may take seconds to
+    get the thread's statement to the server (a full local run once took over 5)."""
     query = text(
         "SELECT count(*) FROM pg_stat_activity "
         "WHERE wait_event_type = 'Lock' AND datname = current_database()"
     )
     deadline = time.monotonic() + seconds
     with engine.connect() as connection:
-        while time.monotonic() < deadline:
+        while thread.is_alive() and time.monotonic() < deadline:
             if connection.execute(query).scalar_one():
                 return True
             time.sleep(0.02)
@@ -288,7 +290,7 @@ def race(engine: Engine, first: str, second: Callable[[], Any]) -> bool:
         connection.execute(text(first))
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
-        waited = blocked(engine)
+        waited = blocked(engine, thread)
         connection.commit()
     thread.join(30)
     assert not errors and not thread.is_alive(), errors
