@@ -118,11 +118,12 @@ def unused_alerts(
 ) -> list[dict[str, Any]]:
     """Alert rows for Gmail grants unused for UNUSED_WARN_AFTER, each once per last use.
 
-    Only mailboxes that still hold a refresh token and are not snoozed; marks them warned.
+    Only mailboxes that still hold a refresh token and are not quiet (snoozed, or in their
+    maintenance window: the warning waits for the first sweep after it); marks them warned.
     """
     m, g, s = MAILBOX.c, GRANT.c, MONITOR.c
     query = (
-        select(m.id, m.name, g.last_used_at)
+        select(m.id, m.name, g.last_used_at, s.window_start, s.window_end, s.window_tz)
         .select_from(
             GRANT.join(MAILBOX, m.id == g.mailbox_id).outerjoin(MONITOR, s.mailbox_id == m.id)
         )
@@ -140,7 +141,9 @@ def unused_alerts(
         query = query.where(m.id.in_(list(ids)))
     due = session.connection().execute(query).all()
     rows = []
-    for mailbox_id, name, last_used in due:
+    for mailbox_id, name, last_used, start, end, zone in due:
+        if rules.in_window(start, end, zone, now):
+            continue  # not marked: the sweep after the window sends it
         session.connection().execute(
             update(GRANT).where(g.mailbox_id == mailbox_id).values(unused_warned_for=last_used)
         )

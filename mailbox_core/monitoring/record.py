@@ -191,11 +191,10 @@ class _Decision:
         snoozed = self.state["snoozed_until"]
         if snoozed is not None and _aware(snoozed) > self.now:
             return True
-        start, end = self.state["window_start"], self.state["window_end"]
-        if not (start and end):
-            return False
-        window = rules.parse_window(f"{start}-{end}", self.state["window_tz"] or "UTC")
-        return window.contains(self.now)
+        state = self.state
+        return rules.in_window(
+            state["window_start"], state["window_end"], state["window_tz"], self.now
+        )
 
     def _vitals(self, record: CheckRecord) -> None:
         """Vital signs: the latest values, one alert per threshold crossed, the offer.

@@ -314,5 +314,12 @@ def parse_window(text: str, zone: str = "UTC") -> Window:
     return Window(start, end, zone or "UTC")
 
 
+def in_window(start: str | None, end: str | None, zone: str | None, moment: datetime) -> bool:
+    """Whether ``moment`` falls in the window a monitor row stores (columns ``window_*``)."""
+    if not (start and end):
+        return False
+    return parse_window(f"{start}-{end}", zone or "UTC").contains(moment)
+
+
 def _invalid(field: str, label: str, message: str) -> ValidationFailed:
     return ValidationFailed([FieldError(field, label, message)])

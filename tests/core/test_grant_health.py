@@ -256,3 +256,26 @@ def test_an_unused_google_token_warns_once_after_five_months(engine: Engine, key
     [alert] = [a for a in monitor.alerts_of(mailbox) if a.kind == "grant unused"]
     assert "unused for 151 days" in alert.subject
     assert "1//gmail-refresh-token-Zq" not in alert.text
+
+
+def test_the_five_month_warning_waits_for_the_maintenance_window_to_end(
+    engine: Engine, key: str
+) -> None:
+    clock = Clock(datetime(2026, 1, 1, 2, 30, tzinfo=UTC))
+    monitor = Monitor(engine, clock=clock)
+    service = MailboxService(engine, SecretBox([key]), monitor)
+    mailbox = service.create_mailbox(mailbox_data("gmail"), actor=ACTOR).id
+    used = CheckRecord(
+        MailboxCheck(mailbox_id=mailbox, started_at=clock.now, ok=True, message="OK", latency_ms=5),
+        grant=GrantFacts(use=GrantUse(refresh_token_used=True, rotated=False, subject=None)),
+    )
+    service.record_checks([used])
+    monitor.set_window(mailbox, "02:00–03:00", "UTC", actor=ACTOR)
+
+    clock.now += timedelta(days=151)  # five months and a day, at 02:30: in the window
+    assert monitor.warn_unused_grants() == 0
+    assert [a.kind for a in monitor.alerts_of(mailbox)].count("grant unused") == 0
+    clock.now += timedelta(minutes=31)  # 03:01: the window is over, the warning goes out
+    assert monitor.warn_unused_grants() == 1
+    assert monitor.warn_unused_grants() == 0  # once
+    assert [a.kind for a in monitor.alerts_of(mailbox)].count("grant unused") == 1
