@@ -8,8 +8,11 @@
   second write asks what the first answers made worth asking (GETQUOTAROOT once the
   post-login capabilities offer QUOTA, FETCH INTERNALDATE of the first unseen message,
   SEARCH for what arrived since), with LOGOUT: at most one more round trip, and none when
-  there is nothing to ask. Parsing lives in imap_vitals.py; a reply it cannot read is an
-  unknown (None), never a failed check.
+  there is nothing to ask. A server whose EXAMINE names no first unseen message (IMAP4rev2,
+  RFC 9051, dropped ``[UNSEEN n]``) is asked ``SEARCH RETURN (SAVE MIN) UNSEEN`` and
+  ``FETCH $`` in that same write where it offers SEARCHRES (RFC 5182): no turn more.
+  Parsing lives in imap_vitals.py; a reply it cannot read is an unknown (None), never a
+  failed check.
 - XOAUTH2 waits for its answer instead: a refused token gets an error challenge that is
   answered with an empty line, and a pipelined EXAMINE would be taken for that answer.
 - LOGIN is ASCII-only; AUTHENTICATE PLAIN carries UTF-8 passwords.
@@ -222,6 +225,12 @@ class ImapSession(Session):
         if first is not None and unseen != 0:
             asks.append(("fetch", self._tag()))
             batch += command(asks[-1][1], "FETCH", str(first), "(INTERNALDATE)")
+        elif unseen != 0 and "SEARCHRES" in caps:
+            # $ is the saved result (the lowest unseen number): pipelined, RFC 5182 §2.1.
+            asks.append(("first", self._tag()))
+            batch += command(asks[-1][1], "SEARCH", "RETURN", "(SAVE MIN)", "UNSEEN")
+            asks.append(("fetch", self._tag()))
+            batch += command(asks[-1][1], "FETCH", "$", "(INTERNALDATE)")
         if since is not None:
             asks.append(("search", self._tag()))
             batch += command(asks[-1][1], "SEARCH", *_since(since, caps))
@@ -230,13 +239,16 @@ class ImapSession(Session):
     def _take(
         self, kind: str, tag: str, reply: Reply, untagged: list[bytes], found: int | None
     ) -> None:
-        ok, first = reply.status == b"OK", self._read.first_unseen
+        ok = reply.status == b"OK"
+        if kind == "first" and ok:  # asked before its FETCH: taken first
+            self._read.first_unseen = parse.esearch(untagged, tag, "MIN")
+        first = self._read.first_unseen
         if kind == "quota":
             self._read.quota = parse.quota(untagged) if ok else None
         elif kind == "fetch" and ok and first is not None:
             self._read.oldest_unseen_at = parse.internaldate(untagged, first)
         elif kind == "search" and ok:
-            counted = parse.esearch_count(untagged, tag)
+            counted = parse.esearch(untagged, tag)
             self._read.arrived_since = counted if counted is not None else found
 
     @staticmethod

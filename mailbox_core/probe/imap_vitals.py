@@ -10,6 +10,7 @@ an unknown, never an exception and never a guess.
     12 FETCH (INTERNALDATE "17-Jul-1996 02:44:25 -0700")
     SEARCH 2 84 882                                      counted as it is read (Counter)
     ESEARCH (TAG "a5") COUNT 4                           RFC 4731
+    ESEARCH (TAG "a4") MIN 17                            RFC 4731, with SAVE (RFC 5182)
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ _DATE = re.compile(
 )
 _INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]{1,40})"', re.IGNORECASE)
 _UNSEEN_CODE = re.compile(rb"OK \[UNSEEN (\d{1,10})\]", re.IGNORECASE)
-_ESEARCH_COUNT = re.compile(rb"\bCOUNT (\d{1,10})(?:\s|$)", re.IGNORECASE)
+_ESEARCH_ITEMS = {
+    item: re.compile(rb"\b" + item.encode() + rb" (\d{1,10})(?:\s|$)", re.IGNORECASE)
+    for item in ("COUNT", "MIN")
+}
 _ESEARCH_TAG = re.compile(rb'\(TAG "([^"]*)"\)', re.IGNORECASE)
 _NUMBERS_ONLY = re.compile(rb"[0-9 \r\n]*")
 _TOO_LONG = re.compile(rb"[0-9]{11}")
@@ -133,15 +137,15 @@ def imap_date(moment: datetime) -> str:
     return f"{day.day}-{MONTHS[day.month - 1]}-{day.year}"
 
 
-def esearch_count(untagged: Iterable[bytes], tag: str) -> int | None:
-    """COUNT of the ESEARCH answer to ``tag`` (an answer naming another tag is not ours)."""
+def esearch(untagged: Iterable[bytes], tag: str, item: str = "COUNT") -> int | None:
+    """COUNT (or MIN) of the ESEARCH answer to ``tag`` (one naming another tag is not ours)."""
     for line in untagged:
         if line[:8].upper() != b"ESEARCH ":
             continue
         named = _ESEARCH_TAG.search(line)
         if named and named[1] != tag.encode():
             continue
-        if match := _ESEARCH_COUNT.search(line):
+        if match := _ESEARCH_ITEMS[item].search(line):
             return int(match[1])
     return None
 

@@ -105,6 +105,40 @@ def test_every_vital_sign_costs_one_more_write_with_logout_unawaited() -> None:
     assert server.connections[0].turns == 2
 
 
+#: EXAMINE of an IMAP4rev2 server (RFC 9051): no ``[UNSEEN n]``.
+EXAMINE_REV2 = EXAMINE.replace("* OK [UNSEEN 4] First unseen.\n", "")
+
+
+def test_without_examines_first_unseen_searchres_finds_it_in_the_same_write() -> None:
+    script = full(
+        LOGIN="{tag} OK [CAPABILITY IMAP4rev1 IMAP4rev2 ESEARCH SEARCHRES] Logged in",
+        EXAMINE=EXAMINE_REV2,
+        SEARCH='* ESEARCH (TAG "{tag}") MIN 4\n{tag} OK Search completed.',
+    )
+    result, server = check(script)
+    assert result.ok and result.vitals is not None
+    assert result.vitals.backlog == Backlog(messages=5, unseen=2, oldest_unseen_at=ARRIVED)
+    second = server.connections[0].chunks[1]
+    assert second == (
+        b"a4 SEARCH RETURN (SAVE MIN) UNSEEN\r\na5 FETCH $ (INTERNALDATE)\r\na6 LOGOUT\r\n"
+    )
+    assert server.connections[0].turns == 2  # no turn more than with [UNSEEN n]
+
+
+def test_without_first_unseen_or_searchres_the_oldest_unseen_stays_unknown() -> None:
+    script = full(LOGIN="{tag} OK [CAPABILITY IMAP4rev1 ESEARCH] Logged in", EXAMINE=EXAMINE_REV2)
+    _, backlog = read(script)
+    assert backlog == Backlog(messages=5, unseen=2)  # the age unknown, never guessed
+    _, backlog = read(
+        full(
+            LOGIN="{tag} OK [CAPABILITY IMAP4rev1 ESEARCH SEARCHRES] Logged in",
+            EXAMINE=EXAMINE_REV2,
+            SEARCH='* ESEARCH (TAG "{tag}")\n{tag} OK Search completed.',  # nothing unseen now
+        )
+    )
+    assert backlog.oldest_unseen_at is None
+
+
 def test_without_vitals_the_probe_asks_exactly_what_it_asked_before() -> None:
     result, server = check(full(), vitals=False, since=SINCE)
     assert result.ok and result.vitals is None

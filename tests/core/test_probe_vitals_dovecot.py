@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from mailbox_core.probe import ProbeResult, ProbeTarget, Quota, run_probe
+from mailbox_core.probe import ProbeResult, ProbeTarget, Quota, imap_vitals, run_probe
 from mailbox_core.probe.diagnosis import Problem
 from mailbox_core.schemas import MailboxType
 from tests.support import dovecot
@@ -136,6 +136,33 @@ def test_backlog_age_and_count_and_nothing_changes(start_dovecot: Any) -> None:
     log = server.log()
     assert "Login: user=<alice@example.com>" in log
     assert not re.search(r"imap\(alice@example.com\).*(expunged|deleted)=[1-9]", log)
+
+
+def test_a_server_without_examines_first_unseen_still_gives_its_age(
+    start_dovecot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """IMAP4rev2 (RFC 9051) drops EXAMINE's ``[UNSEEN n]``: here as if Dovecot had not sent
+    it, so the probe asks Dovecot's SEARCHRES for the first unseen message instead."""
+    server = start_dovecot()
+    client = server.client()
+    try:
+        client.select("INBOX")
+        client.store("1:3", "+FLAGS", "\\Seen")
+        client.close()
+        append(client, message(2000, "waiting 3 h"), age=3 * 3600)
+        append(client, message(2000, "waiting 1 h"), age=3600)
+    finally:
+        client.logout()
+    before = flags_and_unseen(server)
+    monkeypatch.setattr(imap_vitals, "first_unseen", lambda untagged: None)
+    result = probe(server)
+    assert result.ok, result.summary
+    assert result.vitals is not None and result.vitals.backlog is not None
+    backlog = result.vitals.backlog
+    assert backlog.oldest_unseen_at is not None and backlog.unseen == 2
+    age = datetime.now(UTC) - backlog.oldest_unseen_at
+    assert timedelta(hours=3) <= age < timedelta(hours=3, minutes=1)
+    assert flags_and_unseen(server) == before, "SEARCH and FETCH INTERNALDATE mark nothing"
 
 
 def names_and_flags(maildir: Any) -> list[tuple[str, str]]:
