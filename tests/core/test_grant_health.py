@@ -225,8 +225,8 @@ class Clock:
         return self.now
 
 
-def test_an_unused_google_token_warns_once_after_five_months(engine: Engine, key: str) -> None:
-    clock = Clock(datetime(2026, 1, 1, 9, tzinfo=UTC))
+def used_gmail(engine: Engine, key: str, clock: Clock) -> tuple[Monitor, MailboxService, int]:
+    """A Gmail mailbox whose refresh token a check used at ``clock.now``."""
     monitor = Monitor(engine, clock=clock)
     service = MailboxService(engine, SecretBox([key]), monitor)
     mailbox = service.create_mailbox(mailbox_data("gmail"), actor=ACTOR).id
@@ -235,6 +235,12 @@ def test_an_unused_google_token_warns_once_after_five_months(engine: Engine, key
         grant=GrantFacts(use=GrantUse(refresh_token_used=True, rotated=False, subject=None)),
     )
     service.record_checks([used])
+    return monitor, service, mailbox
+
+
+def test_an_unused_google_token_warns_once_after_five_months(engine: Engine, key: str) -> None:
+    clock = Clock(datetime(2026, 1, 1, 9, tzinfo=UTC))
+    monitor, service, mailbox = used_gmail(engine, key, clock)
     start = clock.now
 
     clock.now = start + timedelta(days=120)  # four months
@@ -262,14 +268,7 @@ def test_the_five_month_warning_waits_for_the_maintenance_window_to_end(
     engine: Engine, key: str
 ) -> None:
     clock = Clock(datetime(2026, 1, 1, 2, 30, tzinfo=UTC))
-    monitor = Monitor(engine, clock=clock)
-    service = MailboxService(engine, SecretBox([key]), monitor)
-    mailbox = service.create_mailbox(mailbox_data("gmail"), actor=ACTOR).id
-    used = CheckRecord(
-        MailboxCheck(mailbox_id=mailbox, started_at=clock.now, ok=True, message="OK", latency_ms=5),
-        grant=GrantFacts(use=GrantUse(refresh_token_used=True, rotated=False, subject=None)),
-    )
-    service.record_checks([used])
+    monitor, _, mailbox = used_gmail(engine, key, clock)
     monitor.set_window(mailbox, "02:00–03:00", "UTC", actor=ACTOR)
 
     clock.now += timedelta(days=151)  # five months and a day, at 02:30: in the window

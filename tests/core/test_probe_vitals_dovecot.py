@@ -59,6 +59,19 @@ def append(client: imaplib.IMAP4_SSL, data: bytes, flags: str = "", age: float =
     assert status == "OK", answer
 
 
+def read_then_append(server: Any, *added: tuple[str, float, str]) -> None:
+    """Mark the three fixture messages read, then append (subject, age in s, flags)."""
+    client = server.client()
+    try:
+        client.select("INBOX")
+        client.store("1:3", "+FLAGS", "\\Seen")
+        client.close()
+        for subject, age, flags in added:
+            append(client, message(2000, subject), flags, age=age)
+    finally:
+        client.logout()
+
+
 def flags_and_unseen(server: Any) -> tuple[list[bytes], bytes]:
     """Every message's flags and STATUS (UNSEEN), read with EXAMINE (read-only)."""
     client = server.client()
@@ -110,16 +123,12 @@ def test_a_dovecot_without_imap_quota_has_an_unknown_quota(start_dovecot: Any) -
 
 def test_backlog_age_and_count_and_nothing_changes(start_dovecot: Any) -> None:
     server = start_dovecot()
-    client = server.client()
-    try:
-        client.select("INBOX")
-        client.store("1:3", "+FLAGS", "\\Seen")  # the three fixture messages: read
-        client.close()
-        append(client, message(2000, "read long ago"), "(\\Seen)", age=3 * 3600)
-        append(client, message(2000, "waiting 3 h"), age=3 * 3600)
-        append(client, message(2000, "waiting 2 h"), age=2 * 3600)
-    finally:
-        client.logout()
+    read_then_append(
+        server,
+        ("read long ago", 3 * 3600, "(\\Seen)"),
+        ("waiting 3 h", 3 * 3600, ""),
+        ("waiting 2 h", 2 * 3600, ""),
+    )
     before = flags_and_unseen(server)
     since = datetime.now(UTC) - timedelta(hours=1)
     results = [probe(server, since=since) for _ in range(2)]
@@ -144,15 +153,7 @@ def test_a_server_without_examines_first_unseen_still_gives_its_age(
     """IMAP4rev2 (RFC 9051) drops EXAMINE's ``[UNSEEN n]``: here as if Dovecot had not sent
     it, so the probe asks Dovecot's SEARCHRES for the first unseen message instead."""
     server = start_dovecot()
-    client = server.client()
-    try:
-        client.select("INBOX")
-        client.store("1:3", "+FLAGS", "\\Seen")
-        client.close()
-        append(client, message(2000, "waiting 3 h"), age=3 * 3600)
-        append(client, message(2000, "waiting 1 h"), age=3600)
-    finally:
-        client.logout()
+    read_then_append(server, ("waiting 3 h", 3 * 3600, ""), ("waiting 1 h", 3600, ""))
     before = flags_and_unseen(server)
     monkeypatch.setattr(imap_vitals, "first_unseen", lambda untagged: None)
     result = probe(server)

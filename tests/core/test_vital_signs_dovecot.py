@@ -13,7 +13,13 @@ from mailbox_core.bootstrap import Services
 from mailbox_core.listing import MailboxFilter, MailboxQuery, VitalFilter
 from mailbox_core.monitoring.rules import AlertKind
 from tests.conftest import ACTOR
-from tests.core.test_probe_vitals_dovecot import USER, append, flags_and_unseen, message
+from tests.core.test_probe_vitals_dovecot import (
+    USER,
+    append,
+    flags_and_unseen,
+    message,
+    read_then_append,
+)
 from tests.core.test_probe_vitals_dovecot import stored_bytes as stored
 from tests.support.monitoring import Clock, monitor_env, open_monitored
 from tests.support.vitals import kinds
@@ -79,14 +85,7 @@ def test_an_unread_backlog_alerts_once_and_the_checks_change_no_flag(
     clock = Clock()
     services = services_for(tmp_path, server, clock)
     mailbox = services.mailboxes.create_mailbox(imaps(server, backlog_minutes=30), actor=ACTOR)
-    client = server.client()
-    try:
-        client.select("INBOX")
-        client.store("1:3", "+FLAGS", "\\Seen")
-        client.close()
-        append(client, message(2000, "waiting 3 h"), age=3 * 3600)
-    finally:
-        client.logout()
+    read_then_append(server, ("waiting 3 h", 3 * 3600, ""))
     before = flags_and_unseen(server)
     for _ in range(2):
         assert services.checker.check_mailbox(mailbox.id, actor=ACTOR).ok
