@@ -8,6 +8,8 @@ Then, interleaved in one run (the order alternates each round; round 0 warms up)
 
 - the product: ``Metrics(monitor).text()``, what ``check-due --loop --metrics-port`` and
   the worker serve at /metrics;
+- the product with ``MAILBOX_METRICS_PER_MAILBOX=off`` ("counts only"): the counts of
+  mailboxes showing each vital sign instead of a series per mailbox;
 - the anchor: a registry with one collector that runs the two queries a scrape cannot do
   without (mailboxes grouped by state and provider; the vital columns of the mailboxes
   whose vitals were read) and emits the same gauge families.
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -45,7 +48,7 @@ from mailbox_core.config import load_settings  # noqa: E402
 from mailbox_core.db import make_engine  # noqa: E402
 from mailbox_core.monitoring.metrics import Metrics  # noqa: E402
 
-SCRAPES = ("product", "bare")
+SCRAPES = ("product", "counts only", "bare")
 
 
 def add_vitals(engine: Engine) -> int:
@@ -107,8 +110,10 @@ class _Bare(Collector):
 def scraper(name: str) -> Callable[[], str]:
     """One scrape's text, as the product serves it or as the bare collector would."""
     settings = load_settings(dict(os.environ), {})
-    if name == "product":
-        return Metrics(open_services(settings).monitor).text
+    if name != "bare":
+        per_mailbox = name == "product"
+        monitor = replace(settings.monitor, metrics_per_mailbox=per_mailbox)
+        return Metrics(open_services(replace(settings, monitor=monitor)).monitor).text
     bare = CollectorRegistry(auto_describe=False)
     bare.register(_Bare(make_engine(settings.database_url)))
     return lambda: generate_latest(bare).decode()
@@ -136,7 +141,7 @@ def main() -> int:
         times: dict[str, list[float]] = {name: [] for name in SCRAPES}
         sizes: dict[str, int] = {}
         for round_ in range(args.rounds + 1):
-            for name in SCRAPES if round_ % 2 == 0 else SCRAPES[::-1]:
+            for name in SCRAPES[round_ % 3 :] + SCRAPES[: round_ % 3]:  # each goes first
                 started = time.perf_counter()
                 body = scrape[name]()
                 took = time.perf_counter() - started
@@ -148,12 +153,13 @@ def main() -> int:
     backend = env["MAILBOX_DATABASE_URL"].split(":", 1)[0]
     print(f"\n{args.mailboxes:,} mailboxes ({with_vitals:,} with vital signs) on {backend},"
           f" median of {args.rounds} scrapes")  # fmt: skip
-    print(f"{'':28}{'product':>10}{'bare':>10}{'ratio':>9}")
+    print(f"{'':28}" + "".join(f"{name:>13}" for name in SCRAPES) + f"{'ratio':>9}")
     for label, values, form in (("scrape (s)", median, "{:.3f}"), ("peak RSS (MB)", rss, "{:.0f}")):
         ratio = values["product"] / values["bare"]
-        print(f"{label:28}{form.format(values['product']):>10}{form.format(values['bare']):>10}"
-              f"{ratio:>8.2f}x")  # fmt: skip
-    print(f"{'lines of text':28}{sizes['product']:>10,}{sizes['bare']:>10,}")
+        shown = "".join(f"{form.format(values[name]):>13}" for name in SCRAPES)
+        print(f"{label:28}{shown}{ratio:>8.2f}x")
+    print(f"{'lines of text':28}" + "".join(f"{sizes[name]:>13,}" for name in SCRAPES))
+    print("ratio: product / bare")
     return 0
 
 

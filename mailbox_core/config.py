@@ -122,6 +122,11 @@ SETTINGS: dict[str, tuple[str, str]] = {
         "30",
         "seconds between an open Mailboxes page's looks for new checks (0: never)",
     ),
+    "MAILBOX_METRICS_PER_MAILBOX": (
+        "on",
+        "export the quota and oldest-unseen gauges per mailbox (on or off; off: only the "
+        "counts of mailboxes showing each vital sign, for fleets too big for a series each)",
+    ),
     "MAILBOX_CHECK_RETENTION_DAYS": (
         "30",
         "days of check history (and alert and sweep records) kept; sweeps prune older ones",
@@ -208,6 +213,8 @@ class MonitorSettings:
     retention_days: int = 30
     #: Seconds between an open Mailboxes page's looks for new checks; 0: it never looks.
     list_refresh: int = 30
+    #: Export quota and backlog gauges per mailbox (one series each), not only the counts.
+    metrics_per_mailbox: bool = True
 
 
 @dataclass(frozen=True)
@@ -349,6 +356,9 @@ def _monitor_settings(value: Callable[[str], str], timeout: float) -> MonitorSet
         heartbeat_url=value("MAILBOX_HEARTBEAT_URL"),
         retention_days=_whole(value, "MAILBOX_CHECK_RETENTION_DAYS", 1, 3650),
         list_refresh=_whole(value, "MAILBOX_LIST_REFRESH", 0, 86400),
+        metrics_per_mailbox=_switch(
+            value("MAILBOX_METRICS_PER_MAILBOX"), "MAILBOX_METRICS_PER_MAILBOX"
+        ),
     )
 
 

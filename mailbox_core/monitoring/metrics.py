@@ -2,8 +2,10 @@
 
 Served by the worker and by ``check-due --loop`` with ``--metrics-port``. Gauges are read
 from the database at every scrape (mailboxes by state and provider, paused mailboxes,
-the last sweep and whether the checker is stale), so any runner's endpoint shows the
-whole deployment; the checks counter and the duration histogram count this process.
+mailboxes showing each vital sign, the last sweep and whether the checker is stale; the
+quota and backlog per mailbox unless MAILBOX_METRICS_PER_MAILBOX is off), so any
+runner's endpoint shows the whole deployment; the checks counter and the duration
+histogram count this process.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
 
+from mailbox_core.listing import VitalFilter
 from mailbox_core.monitoring.monitor import Monitor
 from mailbox_core.monitoring.status import STATES
 from mailbox_core.probe import ProbeResult
@@ -47,7 +50,9 @@ class _Database(Collector):
             "Mailboxes whose scheduled sign-ins are paused after a refused sign-in",
             value=paused,
         )
-        yield from _vital_gauges(self.monitor)
+        yield _signs(self.monitor)
+        if self.monitor.settings.metrics_per_mailbox:
+            yield from _vital_gauges(self.monitor)
         beat = self.monitor.heartbeat()
         last = beat.last_sweep_at.timestamp() if beat.last_sweep_at else 0.0
         yield GaugeMetricFamily(
@@ -60,6 +65,19 @@ class _Database(Collector):
             "1 when no scheduled sweep has run for three ticks",
             value=1.0 if beat.stale else 0.0,
         )
+
+
+def _signs(monitor: Monitor) -> Metric:
+    """Mailboxes showing each vital sign: every sign, 0 included, so a rule can say "> 0"."""
+    signs = GaugeMetricFamily(
+        "mailbox_vital_signs",
+        "Mailboxes showing each vital sign (near_full, backlog, rules_changed, no_password)",
+        labels=["sign"],
+    )
+    found = monitor.sign_counts()
+    for sign in VitalFilter:
+        signs.add_metric([sign.value.replace("-", "_")], found.get(sign, 0))
+    return signs
 
 
 def _vital_gauges(monitor: Monitor) -> Iterator[Metric]:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from mailbox_core import repository
+from mailbox_core import listing, repository
 from mailbox_core.access import Actor, Permission
 from mailbox_core.config import MonitorSettings
 from mailbox_core.errors import MailboxNotFound
@@ -239,6 +239,11 @@ class Monitor:
         """The vital signs the metrics export (mailboxes whose vitals were read)."""
         with Session(self.engine) as session:
             return list(status.readings(session, now=self.now()))
+
+    def sign_counts(self) -> dict[listing.VitalFilter, int]:
+        """How many mailboxes show each vital sign (as the list's summary counts them)."""
+        with Session(self.engine) as session:
+            return listing.sign_counts(session)
 
     def counts(self) -> dict[tuple[str, str], int]:
         with Session(self.engine) as session:

@@ -250,7 +250,8 @@ def readings(session: Session, *, now: datetime) -> Iterator[Reading]:
 
     A scrape asks for these every few seconds; building every mailbox's whole status
     (``statuses``: three tables, 40 columns, two objects a row) took 3.9 s and 240 MB at
-    100,000 on SQLite, this 1.4 s and 157 MB, 1.09x a bare collector (bench/metrics_scrape.py).
+    100,000 on SQLite, this 1.4-1.9 s and 158 MB, 1.1-1.4x a bare collector over runs
+    (bench/metrics_scrape.py).
     """
     s = MONITOR.c
     query = (

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mailbox_core import cli
 from mailbox_core.access import AccessDenied, Actor, Role
+from mailbox_core.bootstrap import Services
 from mailbox_core.errors import ValidationFailed
 from mailbox_core.monitoring import rules
 from mailbox_core.monitoring.metrics import Metrics
@@ -380,11 +381,7 @@ def test_health_json_and_the_prometheus_gauges_carry_vital_signs(tmp_path: Path)
     assert rows[pop3.id]["vitals"]["backlog"]["oldest_unseen_age_seconds"] is None
     assert rows[never.id]["vitals"] is None
 
-    found = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(Metrics(services.monitor).text())
-        for s in family.samples
-    }
+    found = scrape(services)
     assert found[("mailbox_quota_ratio", (("mailbox_id", str(full.id)),))] == 0.92
     age = found[("mailbox_oldest_unseen_age_seconds", (("mailbox_id", str(full.id)),))]
     assert age == pytest.approx(40 * 60, abs=1)
@@ -395,6 +392,33 @@ def test_health_json_and_the_prometheus_gauges_carry_vital_signs(tmp_path: Path)
             ("mailbox_oldest_unseen_age_seconds", (("mailbox_id", str(full.id)),)),
         ]
     )  # unknown (POP3, never read) is absent, not 0
+    signs = {k[1][0][1]: v for k, v in found.items() if k[0] == "mailbox_vital_signs"}
+    assert signs == {"near_full": 1, "backlog": 0, "rules_changed": 0, "no_password": 0}
+
+
+def scrape(services: Services) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples of one Prometheus scrape, by name and labels."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(Metrics(services.monitor).text())
+        for s in family.samples
+    }
+
+
+def test_a_big_fleet_can_export_the_sign_counts_without_a_series_per_mailbox(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    services, checker = scripted(tmp_path, clock, MAILBOX_METRICS_PER_MAILBOX="off")
+    backlog = Backlog(messages=30, unseen=2, oldest_unseen_at=clock() - timedelta(minutes=40))
+    checker.answer = lambda _t: passed(quota=used(96), backlog=backlog)
+    for name in ("One", "Two"):
+        mailbox = services.mailboxes.create_mailbox(imap_values(name), actor=ACTOR)
+        checker.check_mailbox(mailbox.id, actor=ACTOR)
+    found = scrape(services)
+    assert not [k for k in found if k[0].startswith(("mailbox_quota", "mailbox_oldest"))]
+    assert found[("mailbox_vital_signs", (("sign", "near_full"),))] == 2
+    assert found[("mailbox_mailboxes", (("provider", "password"), ("state", "healthy")))] == 2
 
 
 def test_health_prints_the_signs_past_a_threshold_beside_the_state(tmp_path: Path) -> None:
