@@ -1,6 +1,7 @@
 """Mailboxes: find, filter, sort and page the list (in SQL), its health, actions on a selection."""
 
 from collections.abc import Sequence
+from typing import Literal
 
 import streamlit as st
 
@@ -88,13 +89,18 @@ def _summary(counts: ListSummary) -> None:
     _shortcuts(shortcuts)
     if counts.signs:  # only the signs some mailbox shows: the ones that want a look
         signs = listview.FILTERS["vital"]
-        _shortcuts([(signs.label_of(sign), n, {"vital": sign}) for sign, n in counts.signs.items()])
+        found = [(signs.label_of(sign), n, {"vital": sign}) for sign, n in counts.signs.items()]
+        # As wide as their links: "Show sign-in rules changed" is cut in 170 px.
+        _shortcuts(found, width="content")
 
 
-def _shortcuts(shortcuts: Sequence[tuple[str, int, dict[str, object]]]) -> None:
+def _shortcuts(
+    shortcuts: Sequence[tuple[str, int, dict[str, object]]],
+    width: int | Literal["content"] = 170,
+) -> None:
     with st.container(horizontal=True, gap="small"):
         for label, count, where in shortcuts:
-            with st.container(border=True, width=170, gap=None):
+            with st.container(border=True, width=width, gap=None):
                 st.metric(label, f"{count:,}")
                 st.page_link(
                     MAILBOXES_PAGE,

@@ -199,17 +199,39 @@ TRUNCATED = """() => [...document.querySelectorAll('[data-testid="stMain"] butto
   .map((b) => b.textContent.trim())"""
 
 
+#: The summary's counts and their links, cut when their text overflows its box.
+CUT_SUMMARY = """() => [...document.querySelectorAll(
+    '[data-testid="stMetricLabel"], [data-testid="stMetricValue"], [data-testid="stPageLink"]')]
+  .filter((e) => e.offsetParent !== null)
+  .filter((e) => [e, ...e.querySelectorAll("*")].some((c) => c.scrollWidth > c.clientWidth + 1))
+  .map((e) => e.textContent.trim())"""
+
+
 def test_at_800_px_no_button_label_is_cut(tmp_path: Path, mailboxes: Any) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
+    from sqlalchemy import text
+
     from tests.conftest import mailbox_data
 
     mailboxes.create_mailbox(mailbox_data("password"), actor=ACTOR)
     mailboxes.create_mailbox(mailbox_data("gmail"), actor=ACTOR)
+    with mailboxes._engine.begin() as connection:  # every vital sign, for the summary's row
+        connection.execute(
+            text(
+                "INSERT INTO mailbox_monitor (mailbox_id, signin_ok, backoff_level, pause_level,"
+                " alert_open, alert_sent, backlog_alerted, vitals_at, quota_level, backlog_over,"
+                " offer_changed_at, password_offered) VALUES (1, true, 0, 0, false, false,"
+                " false, CURRENT_TIMESTAMP, 90, true, CURRENT_TIMESTAMP, false)"
+            )
+        )
     with _serve(tmp_path) as url, sync_api.sync_playwright() as playwright:
         page = browser_page(playwright, [])
         page.set_viewport_size({"width": 800, "height": 1000})
         page.goto(url)
         page.get_by_text("2 mailboxes, 2 active").wait_for(timeout=20_000)
+        page.get_by_text("Show no password sign-in").wait_for(timeout=10_000)
+        summary = page.evaluate(CUT_SUMMARY)
+        page.screenshot(path=str(tmp_path / "summary-800.png"))
         click_row(page, 0)
         page.get_by_text("Selected: “Support POP3”").wait_for(timeout=10_000)
         click_row(page, 1)
@@ -223,6 +245,7 @@ def test_at_800_px_no_button_label_is_cut(tmp_path: Path, mailboxes: Any) -> Non
             page.get_by_role("button", name=ready, exact=True).wait_for(timeout=20_000)
             cut[path] = page.evaluate(TRUNCATED)
     assert cut == {"Mailboxes": [], "/new_mailbox": [], "/edit_mailbox?id=1": []}
+    assert summary == [], "a count or its link is cut"
 
 
 def test_an_open_list_shows_a_check_recorded_elsewhere_by_itself(
