@@ -4,7 +4,8 @@
 
 Seeds N mailboxes as bench/list_page.py does (half with a health row), and gives the
 checked IMAP half vital signs (quota, unseen, oldest unseen), as the checker would.
-Then, interleaved in one run (the order alternates each round; round 0 warms up):
+Then, interleaved in one run (the order rotates each round, so each goes first in turn;
+round 0 warms up):
 
 - the product: ``Metrics(monitor).text()``, what ``check-due --loop --metrics-port`` and
   the worker serve at /metrics;
